@@ -1,0 +1,13 @@
+//! The pure core of MARS.
+//!
+//! `no_std`, no allocation, no I/O: everything here works on plain values and byte slices, so
+//! the kernel module compiles these very files and userspace tests them at full speed.
+//!
+//! `mars.ko` includes this file as a module with `#[path]` and builds with `--cfg mars_kernel`.
+//! There the crate-level `no_std` comes from the kernel build itself, and items that only
+//! userspace uses are allowed to stay unused.
+
+#![cfg_attr(not(any(mars_kernel, test)), no_std)]
+#![cfg_attr(mars_kernel, allow(unreachable_pub, dead_code))]
+
+pub mod lamport;

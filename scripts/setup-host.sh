@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything the build, the tests and the VMs need. Idempotent: a second run checks and
+# returns in seconds. The VMs share the host's root filesystem read-only, so every tool a guest
+# uses (fio, drbd-utils, ip, tc, mkfs) is installed here on the host.
+source "$(dirname "$0")/common.sh"
+need_root
+
+# Debian packages: kernel build, libclang for bindgen, QEMU, guest tools.
+PACKAGES=(
+  build-essential flex bison bc libelf-dev libssl-dev cpio kmod dwarves rsync xz-utils zstd
+  libclang-19-dev
+  qemu-system-x86 udev busybox-static
+  fio drbd-utils iproute2 iputils-ping e2fsprogs util-linux procps psmisc kmod
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || die "apt-get update failed: check the network and /etc/apt/sources.list.d"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+    || die "apt-get install failed for: ${missing[*]}"
+fi
+
+# Rust: the kernel compiles core from source (rust-src); bindgen generates the kernel bindings.
+command -v rustup >/dev/null || die "rustup not found: install Rust with rustup first"
+rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
+if ! bindgen --version 2>/dev/null | grep -qE 'bindgen 0\.(7[1-9]|[89][0-9])'; then
+  log "installing bindgen-cli (about 70 s)"
+  cargo install bindgen-cli --locked --quiet || die "cargo install bindgen-cli failed"
+fi
+
+# virtme-ng boots the VMs.
+if ! command -v vng >/dev/null; then
+  log "installing virtme-ng"
+  pip install --quiet 'virtme-ng==1.42' || pip install --quiet virtme-ng || die "pip install virtme-ng failed"
+fi
+
+log "host ready: $(rustc --version), $(bindgen --version), vng $(vng --version 2>/dev/null | head -1)"

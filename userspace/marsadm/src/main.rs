@@ -1,0 +1,22 @@
+//! `marsadm`: the admin tool of MARS.
+//!
+//! marsadm never talks to the kernel through ioctls: it reads what the module publishes
+//! (`/proc/mars/status`, and later the status keys of the /mars tree) and writes switch keys.
+
+mod cli;
+mod module_status;
+mod output;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let json = cli.json;
+    match cli::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            output::print_error(&err, json);
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
