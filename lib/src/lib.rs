@@ -11,3 +11,15 @@
 #![cfg_attr(mars_kernel, allow(unreachable_pub, dead_code))]
 
 pub mod lamport;
+pub mod params;
+
+/// Version of MARS: of mars.ko, of marsadm, and of the formats they share.
+pub const VERSION: &str = "0.1.0";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn version_matches_the_cargo_package() {
+        assert_eq!(super::VERSION, env!("CARGO_PKG_VERSION"));
+    }
+}

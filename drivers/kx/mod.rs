@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel extras: the only place in mars.ko with `bindings::`, `extern "C"` and `unsafe`.
+//!
+//! Small RAII types in the style of `rust/kernel`, each with its safety argument, so that the
+//! rest of the module is safe Rust.
+
+pub(crate) mod host;
+pub(crate) mod proc;
+mod shim;
+pub(crate) mod time;

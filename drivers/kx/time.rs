@@ -1,0 +1,15 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Wall-clock time for Lamport stamps.
+
+use kernel::bindings;
+
+/// Nanoseconds since the Unix epoch (`CLOCK_REALTIME`); 0 for times before the epoch.
+pub(crate) fn real_time_nanos() -> u64 {
+    let mut ts = bindings::timespec64::default();
+    // SAFETY: `ts` is a valid, writable `timespec64` for the duration of the call.
+    unsafe { bindings::ktime_get_real_ts64(&mut ts) };
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! MARS: asynchronous long-distance block-device replication.
+//!
+//! The crate root: module metadata and parameters, and the module's lifetime. The pure core
+//! (formats, clocks, decisions) is `lib/`, compiled here as [`mars_core`]; everything that touches
+//! kernel interfaces directly is in [`kx`].
+
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+mod kx;
+#[path = "../lib/src/lib.rs"]
+mod mars_core;
+mod status;
+
+use mars_core::params;
+
+module! {
+    type: MarsModule,
+    name: "mars",
+    authors: ["The MARS developers"],
+    description: "Asynchronous long-distance block-device replication",
+    license: "GPL",
+    params: {
+        interval_ms: u32 {
+            default: 1000,
+            description: "Strategy loop interval in milliseconds (100..60000)",
+        },
+        port: u32 {
+            default: 7777,
+            description: "First of the four TCP ports for peers (1024..65532)",
+        },
+    },
+}
+
+/// Load-time settings, validated.
+#[derive(Clone, Copy)]
+pub(crate) struct Settings {
+    /// Strategy loop interval in milliseconds.
+    pub(crate) interval_ms: u64,
+    /// First TCP port.
+    pub(crate) port: u64,
+}
+
+impl Settings {
+    /// Reads the module parameters and checks each against its [`params::Limit`].
+    fn from_parameters() -> Result<Settings> {
+        let check = |limit: params::Limit, value: u32| {
+            limit.check(u64::from(value)).map_err(|e| {
+                pr_err!("{}\n", e);
+                EINVAL
+            })
+        };
+        Ok(Settings {
+            interval_ms: check(params::INTERVAL_MS, *module_parameters::interval_ms.value())?,
+            port: check(params::PORT, *module_parameters::port.value())?,
+        })
+    }
+}
+
+/// The loaded module: owns everything that must go away on `rmmod`.
+struct MarsModule {
+    /// `/proc/mars/status`; removed first on unload.
+    _proc: kx::proc::ProcDir<status::ModuleStatus>,
+}
+
+impl kernel::Module for MarsModule {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        let settings = Settings::from_parameters()?;
+        let status = Arc::pin_init(status::ModuleStatus::new(settings), GFP_KERNEL)?;
+        let proc = kx::proc::ProcDir::new(c"mars", c"status", status.clone())?;
+        pr_info!(
+            "MARS {} loaded on host {} (interval {} ms, port {})\n",
+            mars_core::VERSION,
+            status.host_name(),
+            settings.interval_ms,
+            settings.port
+        );
+        Ok(MarsModule { _proc: proc })
+    }
+}
+
+impl Drop for MarsModule {
+    fn drop(&mut self) {
+        pr_info!("MARS {} unloading\n", mars_core::VERSION);
+    }
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: GPL-2.0
+/* C shims of mars.ko; see mars_shim.h. */
+
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+#include <linux/string.h>
+#include <linux/utsname.h>
+
+#include "mars_shim.h"
+
+struct proc_dir_entry *mars_proc_mkdir(const char *name)
+{
+	return proc_mkdir(name, NULL);
+}
+
+struct proc_dir_entry *mars_proc_create_single(const char *name, struct proc_dir_entry *parent,
+					       int (*show)(struct seq_file *, void *), void *data)
+{
+	return proc_create_single_data(name, 0444, parent, show, data);
+}
+
+void mars_proc_remove(struct proc_dir_entry *entry)
+{
+	proc_remove(entry);
+}
+
+ssize_t mars_host_name(char *buf, size_t size)
+{
+	return strscpy(buf, init_utsname()->nodename, size);
+}

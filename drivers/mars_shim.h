@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * C shims of mars.ko: kernel helpers that are static inline, macros, or not reachable through
+ * the Rust bindings. Each one is a thin wrapper; the Rust side (drivers/kx/) documents the
+ * contract and wraps them in safe types.
+ */
+#ifndef MARS_SHIM_H
+#define MARS_SHIM_H
+
+#include <linux/types.h>
+
+struct proc_dir_entry;
+struct seq_file;
+
+/* Creates the directory /proc/NAME. Returns NULL on failure. */
+struct proc_dir_entry *mars_proc_mkdir(const char *name);
+
+/*
+ * Creates a read-only single_open() file NAME in PARENT whose contents SHOW prints;
+ * seq_file->private is DATA. Returns NULL on failure.
+ */
+struct proc_dir_entry *mars_proc_create_single(const char *name, struct proc_dir_entry *parent,
+					       int (*show)(struct seq_file *, void *), void *data);
+
+/* Removes ENTRY and everything below it; waits until no reader is inside any of them. */
+void mars_proc_remove(struct proc_dir_entry *entry);
+
+/*
+ * Copies the host name (nodename of the initial UTS namespace) into BUF of SIZE bytes,
+ * NUL-terminated. Returns its length, or -E2BIG if it was truncated.
+ */
+ssize_t mars_host_name(char *buf, size_t size);
+
+#endif /* MARS_SHIM_H */

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Builds mars.ko against the cached kernel tree and marsadm (release). Prints the path of mars.ko.
+# KDIR may be given to skip the kernel lookup.
+source "$(dirname "$0")/common.sh"
+
+KDIR=${KDIR:-$("$MARS_ROOT/scripts/kernel.sh")}
+log "building mars.ko against $KDIR"
+make -C "$KDIR" M="$MARS_ROOT" CONFIG_MARS=m modules >"$MARS_CACHE/module-build.log" 2>&1 || {
+  grep -E -B2 -A12 'error(\[|:)' "$MARS_CACHE/module-build.log" | head -80 >&2
+  die "mars.ko build failed: see $MARS_CACHE/module-build.log"
+}
+log "building marsadm"
+cargo build --quiet --release -p marsadm --manifest-path "$MARS_ROOT/Cargo.toml" >&2 \
+  || die "marsadm build failed"
+echo "$MARS_ROOT/mars.ko"

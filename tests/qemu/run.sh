@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs the VM scenarios (all of tests/qemu/scenarios/*.sh, or those named) one after another and
+# ends with a line `N passed, N failed`. Each scenario has its own timeout (its `# timeout:`
+# header) and its VMs are always killed, whatever happens. Results land in tests/qemu/out/RUN/.
+#
+#   tests/qemu/run.sh                   all scenarios
+#   tests/qemu/run.sh load-unload link  just these
+source "$(dirname "$0")/../../scripts/common.sh"
+
+HERE="$MARS_ROOT/tests/qemu"
+KDIR=${KDIR:-$("$MARS_ROOT/scripts/kernel.sh")}
+export KDIR
+KDIR="$KDIR" "$MARS_ROOT/scripts/build-module.sh" >/dev/null
+
+if [ $# -gt 0 ]; then names=("$@"); else
+  names=(); for f in "$HERE"/scenarios/*.sh; do names+=("$(basename "$f" .sh)"); done
+fi
+
+run_dir="$HERE/out/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$run_dir"
+ln -sfn "$run_dir" "$HERE/out/latest"
+passed=0; failed=0; suite_start=$(date +%s)
+
+for name in "${names[@]}"; do
+  scenario="$HERE/scenarios/$name.sh"
+  [ -f "$scenario" ] || { echo "FAIL $name: no such scenario ($scenario)"; failed=$((failed + 1)); continue; }
+  limit=$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario")
+  [ -n "$limit" ] || die "$scenario has no '# timeout: SECONDS' header"
+  out="$run_dir/$name"; mkdir -p "$out"
+  start=$(date +%s)
+  set +e
+  OUT="$out" SCENARIO="$scenario" timeout --kill-after=20 "$limit" bash -c '
+    set -u
+    source "$MARS_ROOT/tests/qemu/cluster.sh"
+    trap cluster_teardown EXIT
+    trap "echo \"timed out\" >&2; exit 124" TERM
+    source "$SCENARIO"
+  ' >"$out/scenario.log" 2>&1
+  rc=$?
+  set -e
+  # Belt and braces: no VM of this scenario survives it, even after a hard timeout.
+  for f in "$out"/*.pgid.*; do [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null; done; true
+  secs=$(( $(date +%s) - start ))
+  if [ "$rc" -eq 0 ]; then
+    echo "PASS $name (${secs}s)"; passed=$((passed + 1))
+  else
+    reason="exit $rc"; [ "$rc" -eq 124 ] && reason="timed out after ${limit}s"
+    echo "FAIL $name (${secs}s, $reason); log: $out/scenario.log"
+    sed 's/^/    /' "$out/scenario.log" | tail -25
+    failed=$((failed + 1))
+  fi
+  echo "$name $rc ${secs}s" >>"$run_dir/summary"
+done
+
+echo "VM suite took $(( $(date +%s) - suite_start ))s; results in $run_dir"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
