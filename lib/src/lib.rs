@@ -10,7 +10,10 @@
 #![cfg_attr(not(any(mars_kernel, test)), no_std)]
 #![cfg_attr(mars_kernel, allow(unreachable_pub, dead_code))]
 
+pub mod bytes;
+pub mod crc32c;
 pub mod lamport;
+pub mod logrec;
 pub mod params;
 
 /// Version of MARS: of mars.ko, of marsadm, and of the formats they share.
