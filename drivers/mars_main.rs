@@ -12,6 +12,7 @@ use kernel::sync::Arc;
 mod kx;
 #[path = "../lib/src/lib.rs"]
 mod mars_core;
+mod shown;
 mod status;
 
 use mars_core::params;
@@ -48,7 +49,7 @@ impl Settings {
     fn from_parameters() -> Result<Settings> {
         let check = |limit: params::Limit, value: u32| {
             limit.check(u64::from(value)).map_err(|e| {
-                pr_err!("{}\n", e);
+                pr_err!("{}\n", shown::Shown(&e));
                 EINVAL
             })
         };

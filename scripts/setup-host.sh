@@ -32,6 +32,12 @@ if ! bindgen --version 2>/dev/null | grep -qE 'bindgen 0\.(7[1-9]|[89][0-9])'; t
   cargo install bindgen-cli --locked --quiet || die "cargo install bindgen-cli failed"
 fi
 
+# cargo-fuzz runs the fuzz targets (on stable, with RUSTC_BOOTSTRAP=1: see scripts/fuzz.sh).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  log "installing cargo-fuzz (about 70 s)"
+  cargo install cargo-fuzz --locked --quiet || die "cargo install cargo-fuzz failed"
+fi
+
 # virtme-ng boots the VMs.
 if ! command -v vng >/dev/null; then
   log "installing virtme-ng"

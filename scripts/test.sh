@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README, .ci/run): sets the host up, runs the userspace tests (cargo test over
-# the workspace), builds the kernel (cached) and mars.ko, and runs every VM scenario. The output
+# the workspace) and bounded fuzz runs, builds the kernel (cached) and mars.ko, and runs every VM scenario. The output
 # ends with the VM suite's `N passed, N failed` line.
 source "$(dirname "$0")/common.sh"
 need_root
@@ -10,6 +10,9 @@ need_root
 log "userspace tests: cargo test --workspace"
 cargo test --workspace --manifest-path "$MARS_ROOT/Cargo.toml" 2>&1 | tee "$MARS_CACHE/cargo-test.log" | grep -E '^(test result|running|error|warning)|FAILED|panicked' || true
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "cargo test failed: see $MARS_CACHE/cargo-test.log"
+
+log "fuzz targets, bounded"
+"$MARS_ROOT/scripts/fuzz.sh"
 
 KDIR=$("$MARS_ROOT/scripts/kernel.sh")
 export KDIR

@@ -23,11 +23,12 @@ pub(crate) trait SeqShow: Send + Sync {
 /// # Invariants
 ///
 /// `dir` is a live proc entry created by `mars_proc_mkdir`; the file below it was created with
-/// `Arc::as_ptr(&data)` as its private data, so `data` outlives every reader: `Drop` removes the
+/// `Arc::as_ptr(&data)` as its private data, so `_data` outlives every reader: `Drop` removes the
 /// entries (which waits for readers) before `data` is released.
 pub(crate) struct ProcDir<T: SeqShow> {
     dir: NonNull<c_void>,
-    data: Arc<T>,
+    /// Keeps the shown data alive while the entry exists; read only through the entry.
+    _data: Arc<T>,
 }
 
 // SAFETY: `dir` is only handed to `proc_remove`, which may be called from any thread, and `T` is
@@ -58,7 +59,7 @@ impl<T: SeqShow> ProcDir<T> {
             return Err(ENOMEM);
         }
         // INVARIANT: both entries exist and `data` is held by the returned value.
-        Ok(ProcDir { dir: dir_entry, data })
+        Ok(ProcDir { dir: dir_entry, _data: data })
     }
 }
 

@@ -39,7 +39,7 @@ for name in "${names[@]}"; do
   rc=$?
   set -e
   # Belt and braces: no VM of this scenario survives it, even after a hard timeout.
-  for f in "$out"/*.pgid.*; do [ -f "$f" ] && kill -KILL -- "-$(cat "$f")" 2>/dev/null; done; true
+  for f in "$out"/*.pgid.*; do [ -f "$f" ] && { kill -KILL -- "-$(cat "$f")" 2>/dev/null || true; }; done
   secs=$(( $(date +%s) - start ))
   if [ "$rc" -eq 0 ]; then
     echo "PASS $name (${secs}s)"; passed=$((passed + 1))
