@@ -10,7 +10,7 @@ fuzz_target!(|data: &[u8]| {
     let mut reader = LogReader::new(data);
     let mut buf = vec![0u8; 0];
     for rec in reader.by_ref() {
-        buf.resize(rec.len(), 0);
+        buf.resize(rec.disk_len(), 0);
         let n = encode_record(&rec.header, rec.data, &mut buf).expect("accepted records re-encode");
         assert_eq!(&buf[..n], &data[rec.offset..rec.end()]);
     }

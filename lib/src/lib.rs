@@ -15,6 +15,8 @@ pub mod crc32c;
 pub mod lamport;
 pub mod logrec;
 pub mod params;
+pub mod tree;
+pub mod tree_codec;
 
 /// Version of MARS: of mars.ko, of marsadm, and of the formats they share.
 pub const VERSION: &str = "0.1.0";

@@ -173,14 +173,14 @@ pub struct Record<'a> {
 }
 
 impl Record<'_> {
-    /// On-disk length of this record, padding included.
-    pub fn len(&self) -> usize {
+    /// On-disk length of this record, padding included (never zero).
+    pub fn disk_len(&self) -> usize {
         record_len(self.data.len())
     }
 
     /// Offset of the byte after this record: where the next one starts.
     pub fn end(&self) -> usize {
-        self.offset.saturating_add(self.len())
+        self.offset.saturating_add(self.disk_len())
     }
 }
 
@@ -434,7 +434,7 @@ impl<'a> Iterator for LogReader<'a> {
         let rest = self.input.get(self.pos..).unwrap_or(&[]);
         match scan_record(rest, self.valid_end(), self.expect) {
             Ok(rec) => {
-                self.pos = self.pos.saturating_add(rec.len());
+                self.pos = self.pos.saturating_add(rec.disk_len());
                 self.expect = Expect::after(&rec.header);
                 Some(rec)
             }
