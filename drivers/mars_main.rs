@@ -14,6 +14,8 @@ mod kx;
 mod mars_core;
 mod shown;
 mod status;
+mod strategy;
+mod tree_store;
 
 use mars_core::params;
 
@@ -60,9 +62,11 @@ impl Settings {
     }
 }
 
-/// The loaded module: owns everything that must go away on `rmmod`.
+/// The loaded module: owns everything that must go away on `rmmod` (dropped in field order).
 struct MarsModule {
-    /// `/proc/mars/status`; removed first on unload.
+    /// The strategy thread; stopped first on unload.
+    _strategy: kx::kthread::KThread<strategy::Strategy>,
+    /// `/proc/mars/status`.
     _proc: kx::proc::ProcDir<status::ModuleStatus>,
 }
 
@@ -71,6 +75,9 @@ impl kernel::Module for MarsModule {
         let settings = Settings::from_parameters()?;
         let status = Arc::pin_init(status::ModuleStatus::new(settings), GFP_KERNEL)?;
         let proc = kx::proc::ProcDir::new(c"mars", c"status", status.clone())?;
+        let interval_ms = u32::try_from(settings.interval_ms).map_err(|_| EINVAL)?;
+        let strategy = Arc::new(strategy::Strategy::new(status.clone(), interval_ms), GFP_KERNEL)?;
+        let strategy = kx::kthread::KThread::spawn(c"mars_strategy", strategy)?;
         pr_info!(
             "MARS {} loaded on host {} (interval {} ms, port {})\n",
             mars_core::VERSION,
@@ -78,7 +85,7 @@ impl kernel::Module for MarsModule {
             settings.interval_ms,
             settings.port
         );
-        Ok(MarsModule { _proc: proc })
+        Ok(MarsModule { _strategy: strategy, _proc: proc })
     }
 }
 

@@ -13,9 +13,37 @@ use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
 use crate::kx;
-use crate::mars_core::lamport::{HostId, LamportClock};
+use crate::mars_core::lamport::{HostId, LamportClock, Stamp};
+use crate::mars_core::tree::validate_host_name;
 use crate::mars_core::VERSION;
+use crate::strategy::RoundResult;
 use crate::Settings;
+
+/// This host's place in a cluster, as the last strategy round saw it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Membership {
+    /// No strategy round has run yet.
+    Unknown,
+    /// There is no /mars directory (no /mars filesystem mounted).
+    NoMars,
+    /// /mars exists, but this host is not in its cluster (`marsadm create-cluster` or
+    /// `join-cluster` not run).
+    NotMember,
+    /// This host is a member of the cluster in /mars.
+    Member,
+}
+
+impl Membership {
+    /// The word shown in `/proc/mars/status`.
+    fn as_str(self) -> &'static str {
+        match self {
+            Membership::Unknown => "unknown",
+            Membership::NoMars => "no-mars",
+            Membership::NotMember => "not-member",
+            Membership::Member => "member",
+        }
+    }
+}
 
 /// Mutable module-wide state.
 struct State {
@@ -23,6 +51,12 @@ struct State {
     clock: LamportClock,
     /// Number of resources this host knows.
     resources: usize,
+    /// Cluster membership.
+    membership: Membership,
+    /// Errno of the last failed strategy round, 0 if it succeeded.
+    last_error: i32,
+    /// Strategy rounds run so far.
+    rounds: u64,
 }
 
 /// What the module publishes about itself.
@@ -50,7 +84,10 @@ impl ModuleStatus {
             loaded: Instant::now(),
             host,
             settings,
-            state <- kernel::new_mutex!(State { clock, resources: 0 }, "mars_status"),
+            state <- kernel::new_mutex!(
+                State { clock, resources: 0, membership: Membership::Unknown, last_error: 0, rounds: 0 },
+                "mars_status"
+            ),
         })
     }
 
@@ -58,20 +95,74 @@ impl ModuleStatus {
     pub(crate) fn host_name(&self) -> &BStr {
         BStr::from_bytes(self.host.as_bytes())
     }
+
+    /// This host's name as text, if it is a valid MARS host name.
+    pub(crate) fn host_str(&self) -> Option<&str> {
+        validate_host_name(self.host.as_bytes()).ok()
+    }
+
+    /// Issues a Lamport stamp for a local event now.
+    pub(crate) fn tick(&self) -> Stamp {
+        self.state.lock().clock.tick(kx::time::real_time_nanos())
+    }
+
+    /// Takes note of a stamp read from the tree or received from a peer.
+    pub(crate) fn observe(&self, stamp: Stamp) {
+        self.state.lock().clock.observe(stamp);
+    }
+
+    /// Cluster membership as of the last round.
+    pub(crate) fn membership(&self) -> Membership {
+        self.state.lock().membership
+    }
+
+    /// Records the outcome of a strategy round; logs changes of membership and errors once.
+    pub(crate) fn record_round(&self, result: Result<RoundResult>) {
+        let mut state = self.state.lock();
+        state.rounds = state.rounds.saturating_add(1);
+        match result {
+            Ok(r) => {
+                if r.membership != state.membership {
+                    pr_info!("host {}: cluster membership {}\n", self.host_name(), r.membership.as_str());
+                }
+                if state.last_error != 0 {
+                    pr_info!("strategy rounds succeed again\n");
+                }
+                state.membership = r.membership;
+                state.resources = r.resources;
+                state.last_error = 0;
+            }
+            Err(e) => {
+                if e.to_errno() != state.last_error {
+                    pr_warn!("strategy round failed: error {}\n", e.to_errno());
+                }
+                state.last_error = e.to_errno();
+            }
+        }
+    }
 }
 
 impl kx::proc::SeqShow for ModuleStatus {
     fn show(&self, m: &SeqFile) {
         let uptime_s = self.loaded.elapsed().as_millis() / 1000;
-        let (lamport, resources) = {
+        let (lamport, resources, membership, last_error, rounds) = {
             let state = self.state.lock();
-            (state.clock.peek(kx::time::real_time_nanos()), state.resources)
+            (
+                state.clock.peek(kx::time::real_time_nanos()),
+                state.resources,
+                state.membership,
+                state.last_error,
+                state.rounds,
+            )
         };
         seq_print!(m, "version {}\n", VERSION);
         seq_print!(m, "host {}\n", self.host_name());
         seq_print!(m, "uptime_s {}\n", uptime_s);
         seq_print!(m, "resources {}\n", resources);
         seq_print!(m, "lamport_ns {}\n", lamport);
+        seq_print!(m, "cluster {}\n", membership.as_str());
+        seq_print!(m, "strategy_rounds {}\n", rounds);
+        seq_print!(m, "strategy_error {}\n", last_error);
         seq_print!(m, "interval_ms {}\n", self.settings.interval_ms);
         seq_print!(m, "port {}\n", self.settings.port);
     }

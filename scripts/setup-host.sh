@@ -44,4 +44,8 @@ if ! command -v vng >/dev/null; then
   pip install --quiet 'virtme-ng==1.42' || pip install --quiet virtme-ng || die "pip install virtme-ng failed"
 fi
 
+# The VMs share this root filesystem read-only, so the /mars mount point their /mars filesystem
+# is mounted on must exist here (an empty directory; nothing is mounted on it on this host).
+[ -d /mars ] || mkdir -m 0700 /mars
+
 log "host ready: $(rustc --version), $(bindgen --version), vng $(vng --version 2>/dev/null | head -1)"

@@ -15,6 +15,9 @@ pub mod crc32c;
 pub mod lamport;
 pub mod logrec;
 pub mod params;
+pub mod proto;
+pub mod proto_msg;
+pub mod sha256;
 pub mod tree;
 pub mod tree_codec;
 

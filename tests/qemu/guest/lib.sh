@@ -25,3 +25,22 @@ unload_mars() {
   rmmod mars
   [ ! -e /proc/mars ] || fail "/proc/mars still exists after rmmod"
 }
+
+# Makes and mounts the /mars filesystem on the node's second disk (on the host's empty /mars).
+mount_mars() {
+  mkfs.ext4 -q -F /dev/vdb
+  mount /dev/vdb /mars
+}
+
+# Waits up to $2 seconds (default 10) until the command string $1 succeeds.
+wait_for() {
+  local cmd=$1 limit=${2:-10} t
+  for ((t = 0; t < limit * 10; t++)); do
+    if eval "$cmd" >/dev/null 2>&1; then return 0; fi
+    sleep 0.1
+  done
+  fail "timed out after ${limit}s waiting for: $cmd"
+}
+
+# Prints the value part of the tree entry KEY (the symlink /mars/KEY), without its stamp.
+tree_value() { local t; t=$(readlink "/mars/$1") && echo "${t%|*}"; }

@@ -4,8 +4,11 @@
 //! (`/proc/mars/status`, and later the status keys of the /mars tree) and writes switch keys.
 
 mod cli;
+mod cluster;
+mod host;
 mod module_status;
 mod output;
+mod tree;
 
 use clap::Parser;
 

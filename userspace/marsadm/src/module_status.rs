@@ -7,6 +7,7 @@ use std::fmt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use mars_core::lamport::{HostId, Stamp};
 use serde::Serialize;
 
 /// What `/proc/mars/status` says.
@@ -18,6 +19,11 @@ pub struct ModuleStatus {
     pub uptime_seconds: u64,
     /// Number of resources the module knows.
     pub resources: u64,
+    /// Cluster membership: `member`, `not-member`, `no-mars` or `unknown`.
+    pub cluster: String,
+    /// The module's Lamport clock (its host is not shown, so it stays zero).
+    #[serde(skip)]
+    pub lamport: Stamp,
 }
 
 impl ModuleStatus {
@@ -40,6 +46,8 @@ impl ModuleStatus {
         let mut version = None;
         let mut uptime = None;
         let mut resources = None;
+        let mut cluster = None;
+        let mut lamport = 0;
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -58,6 +66,8 @@ impl ModuleStatus {
                 "version" => version = Some(value.to_string()),
                 "uptime_s" => uptime = Some(number()?),
                 "resources" => resources = Some(number()?),
+                "cluster" => cluster = Some(value.to_string()),
+                "lamport_ns" => lamport = number()?,
                 _ => {}
             }
         }
@@ -65,13 +75,22 @@ impl ModuleStatus {
             version: version.context("no `version` line")?,
             uptime_seconds: uptime.context("no `uptime_s` line")?,
             resources: resources.context("no `resources` line")?,
+            cluster: cluster.unwrap_or_else(|| "unknown".to_string()),
+            lamport: Stamp::new(lamport, HostId(0)),
         })
     }
 }
 
 impl fmt::Display for ModuleStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "mars.ko {} loaded, up {} s, {} resource(s)", self.version, self.uptime_seconds, self.resources)
+        writeln!(f, "mars.ko {} loaded, up {} s, {} resource(s)", self.version, self.uptime_seconds, self.resources)?;
+        let cluster = match self.cluster.as_str() {
+            "member" => "this host is a cluster member",
+            "not-member" => "this host is in no cluster (marsadm create-cluster or join-cluster)",
+            "no-mars" => "no /mars filesystem (mount it, then marsadm create-cluster)",
+            other => other,
+        };
+        writeln!(f, "cluster: {cluster}")
     }
 }
 
@@ -79,12 +98,21 @@ impl fmt::Display for ModuleStatus {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "version 0.1.0\nuptime_s 42\nresources 0\nstrategy_interval_ms 1000\n";
+    const SAMPLE: &str = "version 0.1.0\nuptime_s 42\nresources 0\nlamport_ns 77\ncluster member\nstrategy_interval_ms 1000\n";
 
     #[test]
     fn parses_the_module_format_and_ignores_unknown_keys() {
         let s = ModuleStatus::parse(SAMPLE).expect("parses");
-        assert_eq!(s, ModuleStatus { version: "0.1.0".into(), uptime_seconds: 42, resources: 0 });
+        assert_eq!(
+            s,
+            ModuleStatus {
+                version: "0.1.0".into(),
+                uptime_seconds: 42,
+                resources: 0,
+                cluster: "member".into(),
+                lamport: Stamp::new(77, HostId(0)),
+            }
+        );
     }
 
     #[test]
@@ -110,7 +138,7 @@ mod tests {
         std::fs::write(dir.path().join("status"), SAMPLE).expect("write");
         let s = ModuleStatus::read(dir.path()).expect("reads");
         assert_eq!(s.uptime_seconds, 42);
-        assert_eq!(s.to_string(), "mars.ko 0.1.0 loaded, up 42 s, 0 resource(s)\n");
+        assert_eq!(s.to_string(), "mars.ko 0.1.0 loaded, up 42 s, 0 resource(s)\ncluster: this host is a cluster member\n");
         let json = serde_json::to_value(&s).expect("json");
         assert_eq!(json["resources"], 0);
     }

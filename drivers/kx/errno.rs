@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Error codes MARS uses that `kernel::error::code` does not declare.
+
+use kernel::bindings;
+use kernel::error::Error;
+
+/// `ENAMETOOLONG`: a path does not fit.
+pub(crate) fn name_too_long() -> Error {
+    Error::from_errno(-(bindings::ENAMETOOLONG as i32))
+}
+
+/// `EUCLEAN`: an on-disk structure (a tree entry) is malformed.
+pub(crate) fn unclean() -> Error {
+    Error::from_errno(-(bindings::EUCLEAN as i32))
+}

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * VFS sequences for the /mars tree: symlinks as keys (created, atomically replaced, read,
+ * removed), directories, and directory listing. Each is a multi-step sequence of namei.c
+ * helpers (lookup, lock, act, unlock) that the Rust bindings cannot express safely.
+ * Paths are absolute kernel strings; errors are negative errnos.
+ */
+#ifndef MARS_VFS_H
+#define MARS_VFS_H
+
+#include <linux/types.h>
+
+/* Creates the symlink PATH -> TARGET; -EEXIST if PATH exists. */
+int mars_vfs_symlink(const char *path, const char *target);
+
+/* Renames DIR/OLD_NAME to DIR/NEW_NAME, atomically replacing NEW_NAME if it exists. */
+int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name);
+
+/*
+ * Copies the target of the symlink PATH (not followed) into BUF of SIZE bytes, NUL-terminated.
+ * Returns the target's length, -EINVAL if PATH is no symlink, -E2BIG if BUF is too small.
+ */
+ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size);
+
+/* Removes the non-directory DIR/NAME. */
+int mars_vfs_unlink(const char *dir, const char *name);
+
+/* Creates the directory PATH with MODE; -EEXIST if PATH exists. */
+int mars_vfs_mkdir(const char *path, umode_t mode);
+
+/*
+ * Calls ACTOR(PRIV, NAME, LEN, DT_TYPE) for each entry of the directory PATH except "." and
+ * "..". ACTOR returns 0 to go on, or a negative errno to stop; mars_vfs_list returns that errno,
+ * or 0 when every entry was seen.
+ */
+int mars_vfs_list(const char *path, int (*actor)(void *priv, const char *name, int len,
+						  unsigned int type),
+		  void *priv);
+
+#endif /* MARS_VFS_H */
