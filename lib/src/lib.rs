@@ -14,6 +14,7 @@ pub mod bytes;
 pub mod crc32c;
 pub mod lamport;
 pub mod logrec;
+pub mod names;
 pub mod params;
 pub mod proto;
 pub mod proto_msg;

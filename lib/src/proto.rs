@@ -18,9 +18,8 @@ use core::fmt;
 
 use super::bytes::{Reader, Short, Writer};
 use super::crc32c::{crc32c, Crc32c};
-use super::proto_msg::{
-    decode_payload, max_payload_len, Hello, Message, NameFault, NameKind, MAX_DATA, MAX_ERROR_TEXT,
-};
+use super::names::{NameKind, NameProblem};
+use super::proto_msg::{decode_payload, max_payload_len, Hello, Message, MAX_DATA, MAX_ERROR_TEXT};
 use super::sha256::{ct_eq, HmacSha256, DIGEST_LEN};
 
 /// First 4 bytes of every frame.
@@ -331,8 +330,8 @@ pub enum ProtoError {
     BadName {
         /// Which kind of name.
         kind: NameKind,
-        /// What is wrong with it.
-        fault: NameFault,
+        /// What is wrong with it (grammars: sibling module `names`).
+        fault: NameProblem,
     },
     /// Text that is not UTF-8 or contains control characters.
     BadText {

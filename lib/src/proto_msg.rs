@@ -4,7 +4,8 @@
 //! and allocates nothing) or from the sender's own buffers. Every message is checked against the
 //! limits below when it is decoded and again before it is encoded, so a host neither accepts nor
 //! sends anything outside them. Framing, the handshake and the entry points are in the sibling
-//! module `proto`; layouts byte by byte in docs/protocol.md.
+//! module `proto`; layouts byte by byte in docs/protocol.md. Names (resources, hosts, logfiles)
+//! follow the grammars of the sibling module `names`, the same the cluster tree uses.
 
 use core::fmt;
 use core::iter::FusedIterator;
@@ -12,6 +13,7 @@ use core::slice::ChunksExact;
 
 use super::bytes::{Reader, Short, Writer};
 use super::logrec::SECTOR;
+use super::names::{NameKind, NameProblem, MAX_HOST_NAME_LEN, MAX_LOGFILE_NAME_LEN, MAX_RESOURCE_NAME_LEN};
 use super::proto::{ErrorCode, MessageType, ProtoError};
 use super::sha256::DIGEST_LEN;
 
@@ -25,12 +27,6 @@ pub const MAX_LOG_ENTRIES: u32 = 4096;
 pub const MAX_CHECKSUM_BLOCKS: u32 = 4096;
 /// Longest text of an error reply, in bytes.
 pub const MAX_ERROR_TEXT: usize = 200;
-/// Longest resource name: `/dev/mars/NAME` must fit the kernel's 32-byte disk name as `mars/NAME`.
-pub const MAX_RESOURCE_NAME_LEN: usize = 26;
-/// Longest host name (a DNS label).
-pub const MAX_HOST_NAME_LEN: usize = 63;
-/// Longest logfile name: `log-`, 9 digits, `-`, a host name.
-pub const MAX_LOGFILE_NAME_LEN: usize = 4 + 9 + 1 + MAX_HOST_NAME_LEN;
 /// Largest byte offset or size (the kernel's `loff_t` is signed 64-bit).
 pub const MAX_OFFSET: u64 = i64::MAX as u64;
 /// Bytes of a cluster identity.
@@ -38,141 +34,9 @@ pub const CLUSTER_ID_LEN: usize = 16;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
 
-/// Which kind of name a [`NameFault`] is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameKind {
-    /// A resource name: `[a-z0-9][a-z0-9_-]*`, at most [`MAX_RESOURCE_NAME_LEN`] bytes.
-    Resource,
-    /// A host name: `[a-z][a-z0-9-]*` not ending in `-`, at most [`MAX_HOST_NAME_LEN`] bytes.
-    Host,
-    /// A logfile name: `log-` + 9 decimal digits + `-` + a host name.
-    Logfile,
-}
-
-/// What is wrong with a name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameFault {
-    /// The name is empty.
-    Empty,
-    /// The name is longer than its limit.
-    TooLong {
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// A byte not allowed at its position.
-    BadByte {
-        /// Byte offset in the name.
-        at: usize,
-        /// The byte.
-        byte: u8,
-    },
-    /// A host name ends with `-`.
-    TrailingHyphen,
-    /// Not of the form `log-NNNNNNNNN-HOST`.
-    NotLogfileName,
-}
-
-impl fmt::Display for NameKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            NameKind::Resource => "resource",
-            NameKind::Host => "host",
-            NameKind::Logfile => "logfile",
-        })
-    }
-}
-
-impl fmt::Display for NameFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            NameFault::Empty => write!(f, "it is empty"),
-            NameFault::TooLong { len, max } => write!(f, "it is {len} bytes long, the limit is {max}"),
-            NameFault::BadByte { at, byte } if byte.is_ascii_graphic() => {
-                write!(f, "'{}' is not allowed at offset {at}", char::from(byte))
-            }
-            NameFault::BadByte { at, byte } => write!(f, "byte 0x{byte:02x} is not allowed at offset {at}"),
-            NameFault::TrailingHyphen => write!(f, "it ends with '-'"),
-            NameFault::NotLogfileName => write!(f, "it is not of the form log-<9 digits>-<host name>"),
-        }
-    }
-}
-
-fn is_resource_first(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit()
-}
-
-fn is_resource_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-}
-
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
-}
-
-/// Checks `name` against a grammar `first rest*` of at most `max` ASCII bytes.
-fn check_grammar(name: &[u8], max: usize, first: fn(u8) -> bool, rest: fn(u8) -> bool) -> Result<&str, NameFault> {
-    if name.is_empty() {
-        return Err(NameFault::Empty);
-    }
-    if name.len() > max {
-        return Err(NameFault::TooLong { len: name.len(), max });
-    }
-    for (at, &byte) in name.iter().enumerate() {
-        if !(if at == 0 { first(byte) } else { rest(byte) }) {
-            return Err(NameFault::BadByte { at, byte });
-        }
-    }
-    // Every byte passed an ASCII test, so this is valid UTF-8.
-    core::str::from_utf8(name).map_err(|e| NameFault::BadByte { at: e.valid_up_to(), byte: 0 })
-}
-
-fn check_host(name: &[u8]) -> Result<&str, NameFault> {
-    let name = check_grammar(name, MAX_HOST_NAME_LEN, |b| b.is_ascii_lowercase(), is_host_byte)?;
-    if name.ends_with('-') {
-        return Err(NameFault::TrailingHyphen);
-    }
-    Ok(name)
-}
-
-fn check_logfile(name: &[u8]) -> Result<&str, NameFault> {
-    if name.is_empty() {
-        return Err(NameFault::Empty);
-    }
-    if name.len() > MAX_LOGFILE_NAME_LEN {
-        return Err(NameFault::TooLong { len: name.len(), max: MAX_LOGFILE_NAME_LEN });
-    }
-    let shaped = name.starts_with(b"log-")
-        && name.get(4..13).is_some_and(|digits| digits.iter().all(u8::is_ascii_digit))
-        && name.get(13) == Some(&b'-');
-    match name.get(14..) {
-        Some(host) if shaped && check_host(host).is_ok() => {
-            core::str::from_utf8(name).map_err(|_| NameFault::NotLogfileName)
-        }
-        _ => Err(NameFault::NotLogfileName),
-    }
-}
-
-impl NameKind {
-    /// Longest name of this kind, in bytes.
-    pub const fn max_len(self) -> usize {
-        match self {
-            NameKind::Resource => MAX_RESOURCE_NAME_LEN,
-            NameKind::Host => MAX_HOST_NAME_LEN,
-            NameKind::Logfile => MAX_LOGFILE_NAME_LEN,
-        }
-    }
-
-    /// Checks `name` against this kind's grammar and returns it as text.
-    pub fn check(self, name: &[u8]) -> Result<&str, ProtoError> {
-        match self {
-            NameKind::Resource => check_grammar(name, MAX_RESOURCE_NAME_LEN, is_resource_first, is_resource_byte),
-            NameKind::Host => check_host(name),
-            NameKind::Logfile => check_logfile(name),
-        }
-        .map_err(|fault| ProtoError::BadName { kind: self, fault })
-    }
+/// Checks `name` against the grammar of `kind` (sibling module `names`) and returns it as text.
+fn check_name(kind: NameKind, name: &[u8]) -> Result<&str, ProtoError> {
+    kind.validate(name).map_err(|fault| ProtoError::BadName { kind, fault })
 }
 
 /// The first message each side of a connection sends (docs/protocol.md, "Handshake").
@@ -513,7 +377,7 @@ impl<'a> Message<'a> {
     pub fn validate(&self) -> Result<(), ProtoError> {
         match *self {
             Message::Hello(h) => {
-                NameKind::Host.check(h.host_name.as_bytes())?;
+                check_name(NameKind::Host, h.host_name.as_bytes())?;
                 if h.min_version == 0 || h.min_version > h.max_version {
                     return Err(ProtoError::Invalid {
                         field: "hello versions",
@@ -525,29 +389,29 @@ impl<'a> Message<'a> {
             Message::Error { message, .. } => check_text("error text", message, MAX_ERROR_TEXT)?,
             Message::TreeData { chunk, .. } => check_count("tree chunk length", chunk.len(), 0, MAX_DATA)?,
             Message::LogListRequest { resource } => {
-                NameKind::Resource.check(resource.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
             }
             Message::LogList { resource, entries } => {
-                NameKind::Resource.check(resource.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
                 check_count("log list entries", entries.len(), 0, MAX_LOG_ENTRIES as usize)?;
                 for entry in entries.iter() {
                     check_log_entry(&entry)?;
                 }
             }
             Message::LogFetch { resource, file, offset, length } => {
-                NameKind::Resource.check(resource.as_bytes())?;
-                NameKind::Logfile.check(file.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
+                check_name(NameKind::Logfile, file.as_bytes())?;
                 check_count("log fetch length", length as usize, 1, MAX_DATA)?;
                 check_byte_range("log fetch range", offset, u64::from(length))?;
             }
             Message::LogData { resource, file, offset, data, .. } => {
-                NameKind::Resource.check(resource.as_bytes())?;
-                NameKind::Logfile.check(file.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
+                check_name(NameKind::Logfile, file.as_bytes())?;
                 check_count("log data length", data.len(), 0, MAX_DATA)?;
                 check_byte_range("log data range", offset, data.len() as u64)?;
             }
             Message::BlockRead { resource, sector, count_sectors } => {
-                NameKind::Resource.check(resource.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
                 check_count("block read sectors", count_sectors as usize, 1, MAX_SECTORS as usize)?;
                 check_sector_range("block read range", sector, u64::from(count_sectors))?;
             }
@@ -562,7 +426,7 @@ impl<'a> Message<'a> {
                 check_sector_range("block data range", sector, data.len() as u64 / SECTOR)?;
             }
             Message::ChecksumRequest { resource, sector, block_sectors, blocks } => {
-                NameKind::Resource.check(resource.as_bytes())?;
+                check_name(NameKind::Resource, resource.as_bytes())?;
                 check_blocks(sector, block_sectors, blocks as usize)?;
             }
             Message::Checksums { sector, block_sectors, digests } => {
@@ -719,7 +583,7 @@ fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), ProtoEr
 }
 
 fn check_log_entry(entry: &LogEntry<'_>) -> Result<(), ProtoError> {
-    NameKind::Logfile.check(entry.name.as_bytes())?;
+    check_name(NameKind::Logfile, entry.name.as_bytes())?;
     if entry.size > MAX_OFFSET {
         return Err(ProtoError::TooLarge { field: "logfile size", value: entry.size, max: MAX_OFFSET });
     }
@@ -747,9 +611,9 @@ fn read_flag(r: &mut Reader<'_>, field: &'static str) -> Result<bool, ProtoError
 fn read_name<'a>(r: &mut Reader<'a>, kind: NameKind) -> Result<&'a str, ProtoError> {
     let len = usize::from(take(r, "name length", Reader::u8)?);
     if len > kind.max_len() {
-        return Err(ProtoError::BadName { kind, fault: NameFault::TooLong { len, max: kind.max_len() } });
+        return Err(ProtoError::BadName { kind, fault: NameProblem::TooLong { len, max: kind.max_len() } });
     }
-    kind.check(take(r, "name", |r| r.bytes(len))?)
+    check_name(kind, take(r, "name", |r| r.bytes(len))?)
 }
 
 /// Reads bulk data: its u32 length, checked against `max` first, then the bytes.
@@ -864,10 +728,11 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
 mod tests {
     use super::super::crc32c::crc32c;
     use super::super::proto::{decode_frame, decode_message, encode_frame, encode_frame_head, frame_len, FrameHeader};
+    use super::super::names::{RESERVED_HOST_NAMES, RESERVED_RESOURCE_NAMES};
     use super::super::proto::{MAX_PAYLOAD, MAX_VERSION, MIN_VERSION};
     use super::*;
     use proptest::prelude::*;
-    use std::string::String;
+    use std::string::{String, ToString};
     use std::vec::Vec;
     use std::{format, vec};
 
@@ -935,11 +800,11 @@ mod tests {
     }
 
     fn resource() -> impl Strategy<Value = String> {
-        "[a-z0-9][a-z0-9_-]{0,25}"
+        "[a-z0-9][a-z0-9_-]{0,25}".prop_filter("reserved", |r| !RESERVED_RESOURCE_NAMES.contains(&r.as_str()))
     }
 
     fn host() -> impl Strategy<Value = String> {
-        "[a-z]([a-z0-9-]{0,61}[a-z0-9])?"
+        "[a-z]([a-z0-9-]{0,61}[a-z0-9])?".prop_filter("reserved", |h| !RESERVED_HOST_NAMES.contains(&h.as_str()))
     }
 
     fn logfile() -> impl Strategy<Value = String> {
@@ -1105,37 +970,78 @@ mod tests {
 
     #[test]
     fn names_follow_their_grammars() {
+        let kind_check = |kind: NameKind, name: &str| check_name(kind, name.as_bytes()).map(str::to_string);
+        let bad = |kind, name: &str, fault| {
+            assert_eq!(kind_check(kind, name), Err(ProtoError::BadName { kind, fault }), "{name:?}")
+        };
         for ok in ["r", "0", "my-res_1", "abcdefghijklmnopqrstuvwxyz"] {
-            assert_eq!(NameKind::Resource.check(ok.as_bytes()), Ok(ok));
+            assert_eq!(kind_check(NameKind::Resource, ok).as_deref(), Ok(ok));
         }
-        let bad = |kind, name: &str, fault| assert_eq!(kind_check(kind, name), Err(ProtoError::BadName { kind, fault }));
-        fn kind_check(kind: NameKind, name: &str) -> Result<&str, ProtoError> {
-            kind.check(name.as_bytes())
-        }
-        bad(NameKind::Resource, "", NameFault::Empty);
-        bad(NameKind::Resource, "abcdefghijklmnopqrstuvwxyz0", NameFault::TooLong { len: 27, max: 26 });
-        bad(NameKind::Resource, "-r", NameFault::BadByte { at: 0, byte: b'-' });
-        bad(NameKind::Resource, "a/b", NameFault::BadByte { at: 1, byte: b'/' });
-        bad(NameKind::Resource, "a.b", NameFault::BadByte { at: 1, byte: b'.' });
-        bad(NameKind::Resource, "Ab", NameFault::BadByte { at: 0, byte: b'A' });
+        bad(NameKind::Resource, "", NameProblem::Empty);
+        bad(NameKind::Resource, "abcdefghijklmnopqrstuvwxyz0", NameProblem::TooLong { len: 27, max: 26 });
+        bad(NameKind::Resource, "-r", NameProblem::BadFirstByte { at: 0, byte: b'-' });
+        bad(NameKind::Resource, "a/b", NameProblem::BadByte { at: 1, byte: b'/' });
+        bad(NameKind::Resource, "a.b", NameProblem::BadByte { at: 1, byte: b'.' });
+        bad(NameKind::Resource, "Ab", NameProblem::BadFirstByte { at: 0, byte: b'A' });
+        bad(NameKind::Resource, "all", NameProblem::Reserved);
         for ok in ["a", "node-1", "x9"] {
-            assert_eq!(NameKind::Host.check(ok.as_bytes()), Ok(ok));
+            assert_eq!(kind_check(NameKind::Host, ok).as_deref(), Ok(ok));
         }
-        bad(NameKind::Host, "1node", NameFault::BadByte { at: 0, byte: b'1' });
-        bad(NameKind::Host, "node-", NameFault::TrailingHyphen);
-        bad(NameKind::Host, "no_de", NameFault::BadByte { at: 2, byte: b'_' });
-        assert!(NameKind::Host.check("a".repeat(63).as_bytes()).is_ok());
-        bad(NameKind::Host, &"a".repeat(64), NameFault::TooLong { len: 64, max: 63 });
-        assert_eq!(NameKind::Logfile.check(b"log-000000001-node-1"), Ok("log-000000001-node-1"));
-        for name in ["log-00000001-a", "log-0000000001-a", "log-000000001-", "log-000000001-A", "log-00000000x-a", "lag-000000001-a", "log-000000001_a"] {
-            bad(NameKind::Logfile, name, NameFault::NotLogfileName);
+        bad(NameKind::Host, "1node", NameProblem::BadFirstByte { at: 0, byte: b'1' });
+        bad(NameKind::Host, "node-", NameProblem::TrailingHyphen);
+        bad(NameKind::Host, "no_de", NameProblem::BadByte { at: 2, byte: b'_' });
+        bad(NameKind::Host, "localhost", NameProblem::Reserved);
+        assert!(kind_check(NameKind::Host, &"a".repeat(63)).is_ok());
+        bad(NameKind::Host, &"a".repeat(64), NameProblem::TooLong { len: 64, max: 63 });
+        assert_eq!(kind_check(NameKind::Logfile, "log-000000001-node-1").as_deref(), Ok("log-000000001-node-1"));
+        for name in [
+            "log-00000001-a",
+            "log-0000000001-a",
+            "log-000000001-",
+            "log-000000001-A",
+            "log-000000001-self",
+            "log-00000000x-a",
+            "lag-000000001-a",
+            "log-000000001_a",
+        ] {
+            bad(NameKind::Logfile, name, NameProblem::NotLogfileName);
         }
         let longest = format!("log-999999999-{}", "h".repeat(63));
         assert_eq!(longest.len(), MAX_LOGFILE_NAME_LEN);
-        assert!(NameKind::Logfile.check(longest.as_bytes()).is_ok());
+        assert!(kind_check(NameKind::Logfile, &longest).is_ok());
         assert_eq!(
-            std::format!("{}", ProtoError::BadName { kind: NameKind::Host, fault: NameFault::BadByte { at: 3, byte: 0 } }),
-            "invalid host name: byte 0x00 is not allowed at offset 3"
+            ProtoError::BadName { kind: NameKind::Host, fault: NameProblem::BadByte { at: 3, byte: 0 } }.to_string(),
+            "invalid host name: byte 0x00 is not allowed (offset 3)"
+        );
+    }
+
+    /// Names on the wire are checked by the same rules when decoded, not only when encoded.
+    #[test]
+    fn received_names_are_checked() {
+        let decode = |kind, payload: &[u8]| decode_message(&header_for(kind, payload), payload).map(|_| ());
+        let name_field = |name: &[u8]| {
+            let mut p = vec![name.len() as u8];
+            p.extend_from_slice(name);
+            p
+        };
+        assert_eq!(decode(MessageType::LogListRequest, &name_field(b"r0")), Ok(()));
+        for (name, fault) in [
+            (&b"r.0"[..], NameProblem::BadByte { at: 1, byte: b'.' }),
+            (b"all", NameProblem::Reserved),
+            (&[b'r'; 27], NameProblem::TooLong { len: 27, max: 26 }),
+        ] {
+            assert_eq!(
+                decode(MessageType::LogListRequest, &name_field(name)),
+                Err(ProtoError::BadName { kind: NameKind::Resource, fault })
+            );
+        }
+        let mut fetch = name_field(b"r0");
+        fetch.extend_from_slice(&name_field(b"log-000000001-none"));
+        fetch.extend_from_slice(&[0; 8]);
+        fetch.extend_from_slice(&1u32.to_le_bytes());
+        assert_eq!(
+            decode(MessageType::LogFetch, &fetch),
+            Err(ProtoError::BadName { kind: NameKind::Logfile, fault: NameProblem::NotLogfileName })
         );
     }
 

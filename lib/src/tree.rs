@@ -8,102 +8,24 @@
 //! holds it ([`may_collect`]).
 //!
 //! Encodings (binary chunks for the exchange between hosts, symlink targets under /mars) are in
-//! the sibling module `tree_codec`. Byte-by-byte rules and the key table: docs/tree.md.
+//! the sibling module `tree_codec`; the grammars of host and resource names, which keys embed,
+//! in the sibling module `names`. Byte-by-byte rules and the key table: docs/tree.md.
 
 use core::cmp::Ordering;
 use core::fmt;
 
 use super::lamport::{HostId, Stamp};
+use super::names::{self, check_name, NameKind};
 use super::tree_codec::{CHUNK_HEADER_LEN, CHUNK_VERSION, MAX_CHUNK_LEN};
+
+pub use super::names::{NameProblem, MAX_SEQ};
 
 /// Longest key, in bytes.
 pub const MAX_KEY_LEN: usize = 200;
 /// Most components (`/`-separated levels) a key may have.
 pub const MAX_KEY_DEPTH: usize = 4;
-/// Longest host name or resource name, in bytes.
-pub const MAX_NAME_LEN: usize = 63;
 /// Longest value, in bytes.
 pub const MAX_VALUE_LEN: usize = 1024;
-/// Largest logfile sequence number in a version key (nine decimal digits).
-pub const MAX_SEQ: u32 = 999_999_999;
-/// Words that are not host names: marsadm takes them as arguments, keys use them as names.
-pub const RESERVED_HOST_NAMES: [&str; 8] = ["all", "any", "global", "local", "localhost", "none", "remote", "self"];
-/// Words that are not resource names: marsadm takes them as arguments.
-pub const RESERVED_RESOURCE_NAMES: [&str; 1] = ["all"];
-
-/// What is wrong with a key, host name, resource name or item name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NameProblem {
-    /// The name is empty.
-    Empty,
-    /// The name is longer than allowed.
-    TooLong {
-        /// Its length in bytes.
-        len: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// The key has more components than [`MAX_KEY_DEPTH`].
-    TooDeep {
-        /// The limit.
-        max: usize,
-    },
-    /// A component of the key is empty: a doubled, leading or trailing `/`.
-    EmptyComponent {
-        /// Byte offset where the empty component is.
-        at: usize,
-    },
-    /// A name or component starts with a byte that may not start one.
-    BadFirstByte {
-        /// Byte offset.
-        at: usize,
-        /// The byte.
-        byte: u8,
-    },
-    /// A byte that is not allowed anywhere in the name.
-    BadByte {
-        /// Byte offset.
-        at: usize,
-        /// The byte.
-        byte: u8,
-    },
-    /// A host name ends with `-`.
-    TrailingHyphen,
-    /// The name is a reserved word ([`RESERVED_HOST_NAMES`], [`RESERVED_RESOURCE_NAMES`]).
-    Reserved,
-}
-
-/// Shows a byte as `'c'` if it is printable ASCII, else as `byte 0xNN`.
-struct ShowByte(u8);
-
-impl fmt::Display for ShowByte {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_ascii_graphic() || self.0 == b' ' {
-            write!(f, "'{}'", char::from(self.0))
-        } else {
-            write!(f, "byte 0x{:02x}", self.0)
-        }
-    }
-}
-
-impl fmt::Display for NameProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            NameProblem::Empty => write!(f, "it is empty"),
-            NameProblem::TooLong { len, max } => write!(f, "it is {len} bytes long, the limit is {max}"),
-            NameProblem::TooDeep { max } => write!(f, "it has more than {max} levels"),
-            NameProblem::EmptyComponent { at } => {
-                write!(f, "empty level at offset {at} (a doubled, leading or trailing '/')")
-            }
-            NameProblem::BadFirstByte { at, byte } => {
-                write!(f, "{} may not start a name (offset {at})", ShowByte(byte))
-            }
-            NameProblem::BadByte { at, byte } => write!(f, "{} is not allowed (offset {at})", ShowByte(byte)),
-            NameProblem::TrailingHyphen => write!(f, "it ends with '-'"),
-            NameProblem::Reserved => write!(f, "it is a reserved word"),
-        }
-    }
-}
 
 /// Everything that can be wrong with a tree entry, a name, or an encoded chunk or link target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,18 +130,10 @@ impl fmt::Display for TreeError {
                 "invalid key: {p} (keys are up to {MAX_KEY_DEPTH} '/'-separated names of a-z, 0-9, '.', '_', '-', \
                  each starting with a letter or digit, at most {MAX_KEY_LEN} bytes in all)"
             ),
-            TreeError::BadHostName(p) => write!(
-                f,
-                "invalid host name: {p} (host names are up to {MAX_NAME_LEN} of a-z, 0-9 and '-', start with a \
-                 letter, do not end with '-' and are none of {})",
-                Words(&RESERVED_HOST_NAMES)
-            ),
-            TreeError::BadResourceName(p) => write!(
-                f,
-                "invalid resource name: {p} (resource names are up to {MAX_NAME_LEN} of a-z, 0-9, '.', '_', '-', \
-                 start with a letter or digit and are not {})",
-                Words(&RESERVED_RESOURCE_NAMES)
-            ),
+            TreeError::BadHostName(p) => write!(f, "invalid host name: {p} ({})", NameKind::Host.rule()),
+            TreeError::BadResourceName(p) => {
+                write!(f, "invalid resource name: {p} ({})", NameKind::Resource.rule())
+            }
             TreeError::BadItemName(p) => write!(
                 f,
                 "invalid switch or status name: {p} (a single name of a-z, 0-9, '.', '_', '-', starting with a \
@@ -265,21 +179,6 @@ impl fmt::Display for TreeError {
     }
 }
 
-/// Shows a word list as `a, b, c`.
-struct Words<'a>(&'a [&'a str]);
-
-impl fmt::Display for Words<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, w) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            f.write_str(w)?;
-        }
-        Ok(())
-    }
-}
-
 /// May `b` start a key component: `[a-z0-9]`.
 fn is_component_start(b: u8) -> bool {
     b.is_ascii_lowercase() || b.is_ascii_digit()
@@ -288,38 +187,6 @@ fn is_component_start(b: u8) -> bool {
 /// May `b` appear in a key component: `[a-z0-9._-]`.
 fn is_component_byte(b: u8) -> bool {
     is_component_start(b) || matches!(b, b'.' | b'_' | b'-')
-}
-
-/// May `b` appear in a host name after its first letter: `[a-z0-9-]`.
-fn is_host_byte(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
-}
-
-/// Checks a name of at most `max` bytes whose first byte satisfies `first` and others `rest`.
-fn check_name(name: &[u8], max: usize, first: fn(u8) -> bool, rest: fn(u8) -> bool) -> Result<&str, NameProblem> {
-    if name.is_empty() {
-        return Err(NameProblem::Empty);
-    }
-    if name.len() > max {
-        return Err(NameProblem::TooLong { len: name.len(), max });
-    }
-    for (at, &byte) in name.iter().enumerate() {
-        if at == 0 && !first(byte) {
-            return Err(NameProblem::BadFirstByte { at, byte });
-        }
-        if at > 0 && !rest(byte) {
-            return Err(NameProblem::BadByte { at, byte });
-        }
-    }
-    ascii_str(name)
-}
-
-/// `bytes` as text; they have been checked to be ASCII, so this cannot fail in practice.
-fn ascii_str(bytes: &[u8]) -> Result<&str, NameProblem> {
-    core::str::from_utf8(bytes).map_err(|e| {
-        let at = e.valid_up_to();
-        NameProblem::BadByte { at, byte: bytes.get(at).copied().unwrap_or(0) }
-    })
 }
 
 /// Checks a key against the key grammar and returns it as text.
@@ -359,36 +226,19 @@ pub fn validate_key(key: &[u8]) -> Result<&str, TreeError> {
     if at_start {
         return Err(bad(NameProblem::EmptyComponent { at: key.len() }));
     }
-    ascii_str(key).map_err(bad)
+    names::ascii_str(key).map_err(bad)
 }
 
-/// Checks a host name and returns it as text.
-///
-/// `[a-z][a-z0-9-]*`, at most [`MAX_NAME_LEN`] bytes, not ending in `-`, and not one of
-/// [`RESERVED_HOST_NAMES`].
+/// Checks a host name and returns it as text: [`names::validate_host_name`], with the problem
+/// reported as a [`TreeError`].
 pub fn validate_host_name(name: &[u8]) -> Result<&str, TreeError> {
-    let bad = TreeError::BadHostName;
-    let name = check_name(name, MAX_NAME_LEN, |b| b.is_ascii_lowercase(), is_host_byte).map_err(bad)?;
-    if name.ends_with('-') {
-        return Err(bad(NameProblem::TrailingHyphen));
-    }
-    if RESERVED_HOST_NAMES.contains(&name) {
-        return Err(bad(NameProblem::Reserved));
-    }
-    Ok(name)
+    names::validate_host_name(name).map_err(TreeError::BadHostName)
 }
 
-/// Checks a resource name and returns it as text.
-///
-/// `[a-z0-9][a-z0-9._-]*`, at most [`MAX_NAME_LEN`] bytes, and not one of
-/// [`RESERVED_RESOURCE_NAMES`]. The device of resource NAME is `/dev/mars/NAME`.
+/// Checks a resource name and returns it as text: [`names::validate_resource_name`], with the
+/// problem reported as a [`TreeError`].
 pub fn validate_resource_name(name: &[u8]) -> Result<&str, TreeError> {
-    let bad = TreeError::BadResourceName;
-    let name = check_name(name, MAX_NAME_LEN, is_component_start, is_component_byte).map_err(bad)?;
-    if RESERVED_RESOURCE_NAMES.contains(&name) {
-        return Err(bad(NameProblem::Reserved));
-    }
-    Ok(name)
+    names::validate_resource_name(name).map_err(TreeError::BadResourceName)
 }
 
 /// Checks the name of a switch, status item, setting or request (the last component of its
@@ -599,23 +449,13 @@ fn item_part(item: &str) -> Result<&[u8], TreeError> {
 }
 
 /// `seq` as exactly nine decimal digits.
-fn nine_digits(seq: u32) -> Result<[u8; 9], TreeError> {
-    if seq > MAX_SEQ {
-        return Err(TreeError::BadSequence { seq });
-    }
-    let mut digits = [b'0'; 9];
-    let mut rest = seq;
-    for d in digits.iter_mut().rev() {
-        // `rest % 10` < 10, so the cast and the addition stay within b'0'..=b'9'.
-        *d = b'0' + (rest % 10) as u8;
-        rest /= 10;
-    }
-    Ok(digits)
+fn nine_digits(seq: u32) -> Result<[u8; names::SEQ_DIGITS], TreeError> {
+    names::seq_digits(seq).ok_or(TreeError::BadSequence { seq })
 }
 
 /// The host name in `text` if it is one.
 fn host_in(text: &str) -> Option<&str> {
-    validate_host_name(text.as_bytes()).ok()
+    names::validate_host_name(text.as_bytes()).ok()
 }
 
 impl<'a> Key<'a> {
@@ -624,7 +464,7 @@ impl<'a> Key<'a> {
         const E: &[u8] = b"";
         let digits = match *self {
             Key::Version { seq, .. } => nine_digits(seq)?,
-            _ => [b'0'; 9],
+            _ => [b'0'; names::SEQ_DIGITS],
         };
         let parts: [&[u8]; 6] = match *self {
             Key::ClusterId => [b"uuid", E, E, E, E, E],
@@ -684,13 +524,13 @@ impl<'a> Key<'a> {
                 if let Some(host) = top.strip_prefix("actual-") {
                     Some(Key::HostStatus { host: host_in(host)?, item })
                 } else if let Some(resource) = top.strip_prefix("resource-") {
-                    Key::parse_resource_key(validate_resource_name(resource.as_bytes()).ok()?, item)
+                    Key::parse_resource_key(names::validate_resource_name(resource.as_bytes()).ok()?, item)
                 } else {
                     Some(Key::HostSetting { host: host_in(top.strip_prefix("defaults-")?)?, item })
                 }
             }
             (top, Some(dir), Some(item)) => {
-                let resource = validate_resource_name(top.strip_prefix("resource-")?.as_bytes()).ok()?;
+                let resource = names::validate_resource_name(top.strip_prefix("resource-")?.as_bytes()).ok()?;
                 if let Some(host) = dir.strip_prefix("todo-") {
                     Some(Key::Switch { resource, host: host_in(host)?, switch: item })
                 } else {
@@ -709,12 +549,8 @@ impl<'a> Key<'a> {
             _ => {}
         }
         if let Some(rest) = name.strip_prefix("version-") {
-            let digits = rest.get(..9)?;
-            if !digits.bytes().all(|b| b.is_ascii_digit()) || rest.get(9..10)? != "-" {
-                return None;
-            }
-            let seq = digits.parse().ok()?;
-            return Some(Key::Version { resource, seq, host: host_in(rest.get(10..)?)? });
+            let (seq, host) = names::parse_seq_host(rest.as_bytes())?;
+            return Some(Key::Version { resource, seq, host });
         }
         let (prefix, host) = name.split_once('-')?;
         let host = host_in(host)?;
@@ -861,6 +697,7 @@ pub fn may_collect(entry: &EntryRef<'_>, horizon: Stamp) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::names::{MAX_HOST_NAME_LEN, MAX_RESOURCE_NAME_LEN};
     use super::*;
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -907,15 +744,15 @@ mod tests {
 
     #[test]
     fn host_names_accept_and_reject() {
-        let max = "h".repeat(MAX_NAME_LEN);
+        let max = "h".repeat(MAX_HOST_NAME_LEN);
         for ok in ["node1", "a", "db-2-east", "x9", max.as_str()] {
             assert_eq!(validate_host_name(ok.as_bytes()), Ok(ok), "{ok}");
         }
         let bad = TreeError::BadHostName;
-        let too_long = "h".repeat(MAX_NAME_LEN + 1);
+        let too_long = "h".repeat(MAX_HOST_NAME_LEN + 1);
         for (name, problem) in [
             ("", NameProblem::Empty),
-            (too_long.as_str(), NameProblem::TooLong { len: MAX_NAME_LEN + 1, max: MAX_NAME_LEN }),
+            (too_long.as_str(), NameProblem::TooLong { len: MAX_HOST_NAME_LEN + 1, max: MAX_HOST_NAME_LEN }),
             ("1node", NameProblem::BadFirstByte { at: 0, byte: b'1' }),
             ("Node", NameProblem::BadFirstByte { at: 0, byte: b'N' }),
             ("node_1", NameProblem::BadByte { at: 4, byte: b'_' }),
@@ -934,10 +771,24 @@ mod tests {
 
     #[test]
     fn resource_and_item_names_accept_and_reject() {
-        for ok in ["r0", "0db", "lv_home.1", "a-b"] {
+        let max = "r".repeat(MAX_RESOURCE_NAME_LEN);
+        for ok in ["r0", "0db", "lv_home-1", "a-b", max.as_str()] {
             assert_eq!(validate_resource_name(ok.as_bytes()), Ok(ok));
             assert_eq!(validate_item_name(ok.as_bytes()), Ok(ok));
         }
+        // Items are key components, which may hold '.' and be as long as a key; resource names
+        // are also device names and may not.
+        let long = "r".repeat(MAX_RESOURCE_NAME_LEN + 1);
+        assert_eq!(validate_item_name(long.as_bytes()), Ok(long.as_str()));
+        assert_eq!(
+            validate_resource_name(long.as_bytes()),
+            Err(TreeError::BadResourceName(NameProblem::TooLong { len: 27, max: 26 }))
+        );
+        assert_eq!(validate_item_name(b"lv_home.1"), Ok("lv_home.1"));
+        assert_eq!(
+            validate_resource_name(b"lv_home.1"),
+            Err(TreeError::BadResourceName(NameProblem::BadByte { at: 7, byte: b'.' }))
+        );
         assert_eq!(validate_resource_name(b"all"), Err(TreeError::BadResourceName(NameProblem::Reserved)));
         assert_eq!(validate_item_name(b"all"), Ok("all"));
         assert_eq!(
@@ -1022,6 +873,12 @@ mod tests {
             "todo-node1/attach",
             "defaults-/x",
             "resource-all/size",
+            "resource-r.0/size",
+            "resource-abcdefghijklmnopqrstuvwxyz0/size",
+            "resource-r0/version-00000001-node1",
+            "resource-r0/version-0000000001-node1",
+            "resource-r0/version-000000001-all",
+            "resource-r0/version-000000001-node-",
             "resource-r0/log-000000001-node1",
             "resource-r0/version-1-node1",
             "resource-r0/version-00000000x-node1",
@@ -1047,6 +904,15 @@ mod tests {
             Err(TreeError::BadResourceName(NameProblem::BadFirstByte { at: 0, byte: b'R' }))
         );
         assert_eq!(
+            Key::Primary { resource: "r.0" }.to_buf(),
+            Err(TreeError::BadResourceName(NameProblem::BadByte { at: 1, byte: b'.' }))
+        );
+        let long = "r".repeat(27);
+        assert_eq!(
+            Key::DataDevice { resource: &long, host: "h" }.to_buf(),
+            Err(TreeError::BadResourceName(NameProblem::TooLong { len: 27, max: 26 }))
+        );
+        assert_eq!(
             Key::Switch { resource: "r", host: "h", switch: "a/b" }.to_buf(),
             Err(TreeError::BadItemName(NameProblem::BadByte { at: 1, byte: b'/' }))
         );
@@ -1067,6 +933,12 @@ mod tests {
             "invalid host name: '_' is not allowed (offset 4) (host names are up to 63 of a-z, 0-9 and '-', \
              start with a letter, do not end with '-' and are none of all, any, global, local, localhost, none, \
              remote, self)"
+        );
+        let e = validate_resource_name(b"r.0").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid resource name: '.' is not allowed (offset 1) (resource names are up to 26 of a-z, 0-9, '_' and \
+             '-', start with a letter or digit and are not all)"
         );
         let e = validate_key(b"a//b").unwrap_err();
         assert!(e.to_string().starts_with("invalid key: empty level at offset 2 (a doubled, leading or trailing '/')"));
@@ -1327,7 +1199,7 @@ mod tests {
         #[test]
         fn typed_keys_round_trip(
             family in 0usize..16,
-            resource in "[a-z0-9][a-z0-9._-]{0,20}",
+            resource in "[a-z0-9][a-z0-9_-]{0,25}",
             host in "[a-z][a-z0-9-]{0,20}[a-z0-9]",
             item in "[a-z0-9][a-z0-9._-]{0,20}",
             seq in 0u32..=MAX_SEQ,
