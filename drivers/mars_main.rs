@@ -9,9 +9,12 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+#[path = "../bricks/mod.rs"]
+mod bricks;
 mod kx;
 #[path = "../lib/src/lib.rs"]
 mod mars_core;
+mod resource;
 mod shown;
 mod status;
 mod strategy;
@@ -64,19 +67,22 @@ impl Settings {
 
 /// The loaded module: owns everything that must go away on `rmmod` (dropped in field order).
 struct MarsModule {
-    /// The strategy thread; stopped first on unload.
+    /// The strategy thread; stopped first on unload (it tears down every resource).
     _strategy: kx::kthread::KThread<strategy::Strategy>,
     /// `/proc/mars/status`.
     _proc: kx::proc::ProcDir<status::ModuleStatus>,
+    /// The module's bio_set; released last.
+    _block: kx::disk::BlockLayer,
 }
 
 impl kernel::Module for MarsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let settings = Settings::from_parameters()?;
+        let block = kx::disk::BlockLayer::init()?;
         let status = Arc::pin_init(status::ModuleStatus::new(settings), GFP_KERNEL)?;
         let proc = kx::proc::ProcDir::new(c"mars", c"status", status.clone())?;
         let interval_ms = u32::try_from(settings.interval_ms).map_err(|_| EINVAL)?;
-        let strategy = Arc::new(strategy::Strategy::new(status.clone(), interval_ms), GFP_KERNEL)?;
+        let strategy = Arc::pin_init(strategy::Strategy::new(status.clone(), interval_ms), GFP_KERNEL)?;
         let strategy = kx::kthread::KThread::spawn(c"mars_strategy", strategy)?;
         pr_info!(
             "MARS {} loaded on host {} (interval {} ms, port {})\n",
@@ -85,7 +91,7 @@ impl kernel::Module for MarsModule {
             settings.interval_ms,
             settings.port
         );
-        Ok(MarsModule { _strategy: strategy, _proc: proc })
+        Ok(MarsModule { _strategy: strategy, _proc: proc, _block: block })
     }
 }
 

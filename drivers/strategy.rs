@@ -3,16 +3,20 @@
 //! The strategy thread: one per host, reconciling the /mars tree with what the module does.
 //!
 //! Each round (every `interval_ms`) it reads the tree, publishes this host's status keys and
-//! records what it saw in [`ModuleStatus`]. At this stage it handles cluster membership and the
-//! host's heartbeat (`actual-HOST/alive`); resources are counted, their brick graphs come next.
+//! records what it saw in [`ModuleStatus`]: cluster membership, the host's heartbeat
+//! (`actual-HOST/alive`), and for every resource with a data device here the switches of
+//! docs/resource-control.md (attach, primary), carried out on the resource's brick graph.
+
+use core::fmt::Write;
 
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 use crate::kx::kthread::Rounds;
 use crate::mars_core::tree::{EntryRef, Key};
+use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
-use crate::tree_store::{self, TargetBuf};
+use crate::tree_store::{self, TargetBuf, TextBuf};
 
 /// What one round found out.
 pub(crate) struct RoundResult {
@@ -23,15 +27,19 @@ pub(crate) struct RoundResult {
 }
 
 /// The strategy of this host.
+#[pin_data]
 pub(crate) struct Strategy {
     status: Arc<ModuleStatus>,
     interval_ms: u32,
+    /// Resources with a data device on this host; only the strategy thread uses them.
+    #[pin]
+    resources: Mutex<KVec<Resource>>,
 }
 
 impl Strategy {
     /// Creates the strategy publishing into `status`, running a round every `interval_ms`.
-    pub(crate) fn new(status: Arc<ModuleStatus>, interval_ms: u32) -> Strategy {
-        Strategy { status, interval_ms }
+    pub(crate) fn new(status: Arc<ModuleStatus>, interval_ms: u32) -> impl PinInit<Strategy> {
+        pin_init!(Strategy { status, interval_ms, resources <- kernel::new_mutex!(KVec::new(), "mars_resources") })
     }
 
     fn try_round(&self) -> Result<RoundResult> {
@@ -51,7 +59,142 @@ impl Strategy {
             return Ok(RoundResult { membership: Membership::NotMember, resources });
         }
         self.publish_host_status(host, "alive", "1")?;
+        self.reconcile_resources(host)?;
         Ok(RoundResult { membership: Membership::Member, resources })
+    }
+
+    /// Carries out the switches of every resource directory under /mars.
+    fn reconcile_resources(&self, host: &str) -> Result {
+        let mut names: KVec<KVec<u8>> = KVec::new();
+        tree_store::for_each_resource(|name| {
+            let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
+            owned.extend_from_slice(name, GFP_KERNEL)?;
+            names.push(owned, GFP_KERNEL)?;
+            Ok(())
+        })?;
+        let mut resources = self.resources.lock();
+        for name in names.iter() {
+            let Ok(res) = core::str::from_utf8(name) else { continue };
+            self.reconcile(&mut resources, res, host)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the value of `key` into an owned copy; `None` if missing or deleted.
+    fn value(&self, key: Key<'_>) -> Result<Option<KVec<u8>>> {
+        let key = key.to_buf().map_err(|_| EINVAL)?;
+        let mut buf = TargetBuf::new()?;
+        match tree_store::get(key.as_str(), &mut buf)? {
+            Some(entry) if !entry.deleted => {
+                self.status.observe(entry.stamp);
+                let mut v = KVec::with_capacity(entry.value.len(), GFP_KERNEL)?;
+                v.extend_from_slice(entry.value.as_bytes(), GFP_KERNEL)?;
+                Ok(Some(v))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// One resource: attach/detach and primary/secondary as its switches say, then status.
+    fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
+        let Some(data) = self.value(Key::DataDevice { resource: res, host })? else {
+            return Ok(()); // No data device here: not our resource.
+        };
+        let size = self
+            .value(Key::Size { resource: res })?
+            .and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok()))
+            .unwrap_or(0);
+        let want_primary = self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes());
+        let want_attach = self
+            .value(Key::Switch { resource: res, host, switch: "attach" })?
+            .is_some_and(|v| v == b"1");
+        let index = match list.iter().position(|r| r.name() == res.as_bytes()) {
+            Some(i) => i,
+            None => {
+                list.push(Resource::new(res.as_bytes())?, GFP_KERNEL)?;
+                list.len() - 1
+            }
+        };
+        let r = list.get_mut(index).ok_or(EINVAL)?;
+        let mut error = TextBuf::new();
+        if want_attach {
+            match r.attach(&data, size, host) {
+                Ok(Some(damaged)) => {
+                    let _ = write!(
+                        error,
+                        "logfile {} is damaged: replay stopped at its last good record (see dmesg)",
+                        tree_store::text(&damaged)
+                    );
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let _ = write!(
+                        error,
+                        "cannot attach data device {}: error {}",
+                        tree_store::text(&data),
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+        if want_primary && want_attach && r.view().attached {
+            if let Err(e) = r.become_primary(size, host, &self.status) {
+                let _ = write!(error, "cannot become primary: error {}", e.to_errno());
+            }
+        }
+        if !want_primary {
+            if let Err(e) = r.stop_primary() {
+                if e == EBUSY {
+                    let _ = write!(error, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
+                }
+            }
+        }
+        if !want_attach && r.detach().is_err() {
+            let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
+        }
+        self.publish_resource(res, host, r, error.as_str())
+    }
+
+    /// Publishes a resource's status keys (each only when its value changed).
+    fn publish_resource(&self, res: &str, host: &str, r: &Resource, error: &str) -> Result {
+        let view = r.view();
+        let flag = |b: bool| if b { "1" } else { "0" };
+        self.publish_status(res, host, "is-attached", flag(view.attached))?;
+        self.publish_status(res, host, "is-primary", flag(view.primary))?;
+        let mut t = TextBuf::new();
+        let _ = write!(t, "{}", view.openers);
+        self.publish_status(res, host, "open-count", t.as_str())?;
+        let mut log = TextBuf::new();
+        let mut lag = TextBuf::new();
+        let mut emergency = "0";
+        let mut error = TextBuf::from(error);
+        if let Some(stats) = view.stats {
+            if stats.writeback_error != 0 && error.as_str().is_empty() {
+                let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);
+            }
+            let _ = write!(log, "{},{}", tree_store::text(view.log_name), stats.log_pos);
+            let _ = write!(lag, "{}", stats.log_pos.saturating_sub(stats.written_back_pos));
+            emergency = flag(stats.emergency);
+        } else {
+            let _ = write!(lag, "0");
+        }
+        self.publish_status(res, host, "log", log.as_str())?;
+        self.publish_status(res, host, "writeback-lag", lag.as_str())?;
+        self.publish_status(res, host, "emergency", emergency)?;
+        self.publish_status(res, host, "error", error.as_str())
+    }
+
+    /// Writes `resource-RES/actual-HOST/ITEM` = `value` unless it already holds that value.
+    fn publish_status(&self, resource: &str, host: &str, item: &str, value: &str) -> Result {
+        let key = Key::Status { resource, host, item }.to_buf().map_err(|_| EINVAL)?;
+        let mut buf = TargetBuf::new()?;
+        if let Some(current) = tree_store::get(key.as_str(), &mut buf)? {
+            if !current.deleted && current.value == value {
+                return Ok(());
+            }
+        }
+        let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
+        tree_store::put(&entry, &mut buf)
     }
 
     /// True if `ips/ip-HOST` exists (and is not deleted).
@@ -83,6 +226,15 @@ impl Rounds for Strategy {
     }
 
     fn finish(&self) {
+        // Tear down every resource: devices first, then loggers (draining), then data devices.
+        let mut resources = self.resources.lock();
+        for r in resources.iter_mut() {
+            // At unload no device can be open (the module is pinned while one is).
+            let _ = r.stop_primary();
+            let _ = r.detach();
+        }
+        resources.clear();
+        drop(resources);
         // A clean stop says so, so peers need not wait for the heartbeat to age.
         if self.status.membership() == Membership::Member {
             if let Some(host) = self.status.host_str() {

@@ -95,3 +95,47 @@ pub(crate) fn for_each_resource(mut f: impl FnMut(&[u8]) -> Result) -> Result {
         _ => Ok(()),
     })
 }
+
+/// A short text value formatted on the stack (status values are numbers and short messages).
+pub(crate) struct TextBuf {
+    buf: [u8; 240],
+    len: usize,
+}
+
+impl TextBuf {
+    /// An empty text.
+    pub(crate) fn new() -> TextBuf {
+        TextBuf { buf: [0; 240], len: 0 }
+    }
+
+    /// A text starting as `s` (cut if longer than the buffer).
+    pub(crate) fn from(s: &str) -> TextBuf {
+        let mut t = TextBuf::new();
+        let _ = core::fmt::Write::write_str(&mut t, s);
+        t
+    }
+
+    /// The text (always valid UTF-8: only `str` pieces are ever appended, cut at char bounds).
+    pub(crate) fn as_str(&self) -> &str {
+        core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")
+    }
+}
+
+impl core::fmt::Write for TextBuf {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let room = self.buf.len().saturating_sub(self.len);
+        let mut take = s.len().min(room);
+        while !s.is_char_boundary(take) {
+            take -= 1;
+        }
+        let dest = self.buf.get_mut(self.len..self.len + take).ok_or(core::fmt::Error)?;
+        dest.copy_from_slice(s.as_bytes().get(..take).ok_or(core::fmt::Error)?);
+        self.len += take;
+        Ok(())
+    }
+}
+
+/// Bytes from the tree (names, paths: valid UTF-8 by validation) as text; `?` if they are not.
+pub(crate) fn text(bytes: &[u8]) -> &str {
+    core::str::from_utf8(bytes).unwrap_or("?")
+}

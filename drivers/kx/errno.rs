@@ -14,3 +14,8 @@ pub(crate) fn name_too_long() -> Error {
 pub(crate) fn unclean() -> Error {
     Error::from_errno(-(bindings::EUCLEAN as i32))
 }
+
+/// `EOPNOTSUPP`: the device does not do this operation.
+pub(crate) fn not_supported() -> Error {
+    Error::from_errno(-(bindings::EOPNOTSUPP as i32))
+}

@@ -5,7 +5,10 @@
 //! Small RAII types in the style of `rust/kernel`, each with its safety argument, so that the
 //! rest of the module is safe Rust.
 
+pub(crate) mod bdev;
+pub(crate) mod disk;
 pub(crate) mod errno;
+pub(crate) mod file;
 pub(crate) mod host;
 pub(crate) mod kthread;
 pub(crate) mod proc;

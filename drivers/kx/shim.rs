@@ -40,5 +40,57 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_list(path: *const c_char, actor: Option<ListActor>, private: *mut c_void) -> c_int;
 }
 
+// Block-layer glue in `drivers/mars_blk.c` (see `drivers/mars_blk.h`).
+#[allow(improper_ctypes)]
+unsafe extern "C" {
+    /// Sets up the module's bio_set.
+    pub(crate) fn mars_blk_init() -> c_int;
+    /// Tears down the module's bio_set.
+    pub(crate) fn mars_blk_exit();
+    /// Opens a block device exclusively; ERR_PTR on error.
+    pub(crate) fn mars_bdev_open(path: *const c_char, holder: *mut c_void) -> *mut bindings::file;
+    /// Releases a block device file.
+    pub(crate) fn mars_bdev_close(file: *mut bindings::file);
+    /// Size in sectors.
+    pub(crate) fn mars_bdev_sectors(file: *mut bindings::file) -> u64;
+    /// Flushes the device's write cache.
+    pub(crate) fn mars_bdev_flush(file: *mut bindings::file) -> c_int;
+    /// Submits one bio (op 0 read, 1 write, 2 discard); completion calls `mars_rust_io_done`.
+    pub(crate) fn mars_bdev_submit(
+        file: *mut bindings::file,
+        op: c_int,
+        sector: u64,
+        buf: *mut c_void,
+        len: usize,
+        private: *mut c_void,
+    ) -> c_int;
+    /// Fills `info` from an incoming bio.
+    pub(crate) fn mars_bio_get_info(bio: *mut bindings::bio, info: *mut BioInfo);
+    /// Copies an incoming bio's data into `buf`.
+    pub(crate) fn mars_bio_copy_out(bio: *mut bindings::bio, buf: *mut c_void) -> usize;
+    /// Copies `buf` into an incoming bio's pages.
+    pub(crate) fn mars_bio_copy_in(bio: *mut bindings::bio, buf: *const c_void) -> usize;
+    /// Completes an incoming bio.
+    pub(crate) fn mars_bio_end(bio: *mut bindings::bio, error: c_int);
+    /// Creates and adds `/dev/mars/NAME`; ERR_PTR on error.
+    pub(crate) fn mars_disk_create(name: *const c_char, sectors: u64, private: *mut c_void) -> *mut bindings::gendisk;
+    /// Removes and frees a disk.
+    pub(crate) fn mars_disk_destroy(disk: *mut bindings::gendisk);
+    /// Openers of the whole disk.
+    pub(crate) fn mars_disk_openers(disk: *mut bindings::gendisk) -> c_int;
+}
+
+/// `struct mars_bio_info` of `drivers/mars_blk.h`.
+#[repr(C)]
+#[derive(Default, Clone, Copy)]
+pub(crate) struct BioInfo {
+    /// First sector.
+    pub(crate) sector: u64,
+    /// Bytes.
+    pub(crate) size: u32,
+    /// 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 other.
+    pub(crate) op: c_int,
+}
+
 /// Callback of `mars_vfs_list`: `(private, name, len, dt_type) -> 0 or -errno`.
 pub(crate) type ListActor = unsafe extern "C" fn(*mut c_void, *const c_char, c_int, c_uint) -> c_int;

@@ -53,7 +53,7 @@ impl KPath {
     }
 
     /// Pointer to the NUL-terminated path, valid while `self` lives.
-    fn as_ptr(&self) -> *const c_char {
+    pub(super) fn as_ptr(&self) -> *const c_char {
         self.buf.as_ptr().cast()
     }
 }

@@ -1,0 +1,7 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The bricks of a resource's I/O graph: each a small state machine over `kx` types.
+
+pub(crate) mod replay;
+pub(crate) mod trans_logger;
+pub(crate) mod writeback;

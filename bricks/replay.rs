@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Replay: applying a logfile's valid records to the data device, in order.
+//!
+//! Used at attach, before the device opens for I/O, to bring the data device up to date with
+//! everything acknowledged before a crash. Replay is idempotent (records carry whole data), so
+//! replaying a logfile that was already written back is harmless.
+
+use kernel::prelude::*;
+
+use super::writeback::{self, Item};
+use crate::kx::bdev::BackingDevice;
+use crate::kx::file::KFile;
+use crate::mars_core::logrec::{scan_record, Expect, Stop, StopReason, HEADER_LEN, MAX_DATA};
+
+/// Bytes read from the logfile at a time: room for several of the largest records.
+const WINDOW: usize = 4 << 20;
+
+/// What a replay did.
+pub(crate) struct Replayed {
+    /// Records applied.
+    pub(crate) records: u64,
+    /// Where and why the valid log ended.
+    pub(crate) stop: Stop,
+}
+
+/// Applies every valid record of `log` to `dev`, then flushes `dev`.
+pub(crate) fn replay(log: &KFile, dev: &BackingDevice) -> Result<Replayed> {
+    // The window must hold at least one whole record.
+    const _: () = assert!(WINDOW > HEADER_LEN + MAX_DATA as usize + 8);
+    let mut buf = KVVec::from_elem(0u8, WINDOW, GFP_KERNEL)?;
+    let mut base = 0u64; // file offset of buf[0]
+    let mut filled = 0usize;
+    let mut expect = Expect::START;
+    let mut records = 0u64;
+    loop {
+        let free = buf.get_mut(filled..).ok_or(EINVAL)?;
+        let n = log.read_at(free, base.saturating_add(filled as u64))?;
+        filled = filled.saturating_add(n);
+        let eof = filled < WINDOW;
+        let mut off = 0usize;
+        let mut items = KVec::new();
+        let stop = loop {
+            let rest = buf.get(off..filled).unwrap_or(&[]);
+            match scan_record(rest, base as usize + off, expect) {
+                Ok(rec) => {
+                    items.push(Item { op: rec.header.op, sector: rec.header.sector, length: rec.header.length, data: rec.data }, GFP_KERNEL)?;
+                    expect = Expect::after(&rec.header);
+                    off = off.saturating_add(rec.disk_len());
+                    records = records.saturating_add(1);
+                }
+                Err(StopReason::End | StopReason::Truncated { .. }) if !eof => break None,
+                Err(reason) => break Some(Stop { offset: base as usize + off, reason }),
+            }
+        };
+        writeback::apply(dev, &items)?;
+        drop(items);
+        if let Some(stop) = stop {
+            return Ok(Replayed { records, stop });
+        }
+        // Keep the incomplete record at the end of the window for the next read.
+        buf.copy_within(off..filled, 0);
+        filled -= off;
+        base = base.saturating_add(off as u64);
+    }
+}

@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Backing block devices, opened by path, and scoped I/O on them from kernel buffers.
+
+use core::marker::PhantomData;
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::ffi::{c_int, c_void};
+use kernel::prelude::*;
+use kernel::sync::atomic::{ordering, Atomic};
+use kernel::sync::{Arc, Completion};
+
+use super::shim;
+use super::vfs::KPath;
+
+/// A block device opened for reading and writing, exclusively.
+///
+/// # Invariants
+///
+/// `file` is a block device file returned by `bdev_file_open_by_path`, released only in `Drop`.
+pub(crate) struct BackingDevice {
+    file: NonNull<bindings::file>,
+}
+
+// SAFETY: the block device file may be used and released from any thread.
+unsafe impl Send for BackingDevice {}
+// SAFETY: all operations through `&BackingDevice` are thread-safe block-layer calls.
+unsafe impl Sync for BackingDevice {}
+
+impl BackingDevice {
+    /// Opens `path` exclusively; `EBUSY` if it is in use (mounted, or opened by another holder).
+    pub(crate) fn open(path: &KPath) -> Result<BackingDevice> {
+        // The holder only has to be unique to MARS and stable: the module's own static.
+        let holder = (&raw const HOLDER).cast::<c_void>().cast_mut();
+        // SAFETY: `path` is NUL-terminated (KPath invariant); `holder` is a valid static address.
+        let file = from_err_ptr(unsafe { shim::mars_bdev_open(path.as_ptr(), holder) })?;
+        let file = NonNull::new(file).ok_or(ENODEV)?;
+        // INVARIANT: an open block device file.
+        Ok(BackingDevice { file })
+    }
+
+    /// Size in 512-byte sectors.
+    pub(crate) fn sectors(&self) -> u64 {
+        // SAFETY: `file` is an open block device file (type invariant).
+        unsafe { shim::mars_bdev_sectors(self.file.as_ptr()) }
+    }
+
+    /// Waits until every write completed so far is durable on the device.
+    pub(crate) fn flush(&self) -> Result {
+        // SAFETY: `file` is an open block device file (type invariant); may sleep, as we do.
+        to_result(unsafe { shim::mars_bdev_flush(self.file.as_ptr()) })
+    }
+}
+
+impl Drop for BackingDevice {
+    fn drop(&mut self) {
+        // SAFETY: `file` is open (type invariant) and released exactly once, here.
+        unsafe { shim::mars_bdev_close(self.file.as_ptr()) };
+    }
+}
+
+/// The exclusive holder identity of MARS's backing devices.
+static HOLDER: u8 = 0;
+
+/// Counts the bios of one I/O scope; completes when all have completed.
+#[pin_data]
+struct IoGroup {
+    /// Bios in flight, plus one while the scope is still submitting.
+    pending: Atomic<i64>,
+    /// First error (negative errno), 0 if none.
+    error: Atomic<i32>,
+    #[pin]
+    done: Completion,
+}
+
+impl IoGroup {
+    fn new() -> impl PinInit<Self> {
+        pin_init!(IoGroup { pending: Atomic::new(1), error: Atomic::new(0), done <- Completion::new() })
+    }
+
+    /// Counts one completion (of a bio, or the scope's own count).
+    fn put(&self, error: i32) {
+        if error != 0 {
+            // Keep the first error; later ones are the same story.
+            let _ = self.error.cmpxchg(0, error, ordering::Relaxed);
+        }
+        if self.pending.fetch_sub(1, ordering::Full) == 1 {
+            self.done.complete_all();
+        }
+    }
+}
+
+/// I/O operations a scope can submit.
+#[derive(Clone, Copy)]
+enum IoOp {
+    Read = 0,
+    Write = 1,
+    Discard = 2,
+}
+
+/// Submits bios whose buffers are borrowed for `'a`; see [`io_scope`].
+pub(crate) struct IoScope<'a> {
+    group: Arc<IoGroup>,
+    /// Invariant in `'a`: buffers must outlive the whole scope.
+    _buffers: PhantomData<&'a mut &'a ()>,
+}
+
+impl<'a> IoScope<'a> {
+    fn submit(&self, dev: &'a BackingDevice, op: IoOp, sector: u64, buf: *mut u8, len: usize) -> Result {
+        let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
+        // SAFETY: `dev.file` is open; `buf` is valid for `len` bytes for `'a`, and `io_scope`
+        // waits for every bio before `'a` can end; `private` is an `Arc<IoGroup>` reference that
+        // `mars_rust_io_done` takes back exactly once.
+        let ret = unsafe { shim::mars_bdev_submit(dev.file.as_ptr(), op as c_int, sector, buf.cast(), len, private) };
+        if ret != 0 {
+            // SAFETY: the bio was not submitted, so the reference is still ours to release.
+            drop(unsafe { Arc::from_raw(private.cast::<IoGroup>()) });
+            return Err(Error::from_errno(ret));
+        }
+        self.group.pending.fetch_add(1, ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Writes `data` (at most 1 MiB) at `sector`.
+    pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: &'a [u8]) -> Result {
+        self.submit(dev, IoOp::Write, sector, data.as_ptr().cast_mut(), data.len())
+    }
+
+    /// Reads into `data` (at most 1 MiB) from `sector`.
+    pub(crate) fn read(&self, dev: &'a BackingDevice, sector: u64, data: &'a mut [u8]) -> Result {
+        self.submit(dev, IoOp::Read, sector, data.as_mut_ptr(), data.len())
+    }
+
+    /// Discards `len` bytes at `sector`.
+    pub(crate) fn discard(&self, dev: &'a BackingDevice, sector: u64, len: usize) -> Result {
+        self.submit(dev, IoOp::Discard, sector, core::ptr::null_mut(), len)
+    }
+}
+
+/// Runs `f`, which submits bios through the scope, then waits until every one of them has
+/// completed. Returns `f`'s error, else the first I/O error, else `f`'s value.
+pub(crate) fn io_scope<'a, R>(f: impl FnOnce(&IoScope<'a>) -> Result<R>) -> Result<R> {
+    let group = Arc::pin_init(IoGroup::new(), GFP_KERNEL)?;
+    let scope = IoScope { group: group.clone(), _buffers: PhantomData };
+    let result = f(&scope);
+    // Drop the scope's own count, then wait for the bios; only then may `'a` end.
+    group.put(0);
+    group.done.wait_for_completion();
+    let error = group.error.load(ordering::Relaxed);
+    let value = result?;
+    to_result(error)?;
+    Ok(value)
+}
+
+/// Completion of a bio submitted by an [`IoScope`]; called by the C glue from any context.
+///
+/// # Safety
+///
+/// `private` is the `Arc<IoGroup>` reference given to `mars_bdev_submit`, passed exactly once.
+#[no_mangle]
+unsafe extern "C" fn mars_rust_io_done(private: *mut c_void, error: c_int) {
+    // SAFETY: see the function's safety contract.
+    let group = unsafe { Arc::from_raw(private.cast::<IoGroup>()) };
+    group.put(error);
+}

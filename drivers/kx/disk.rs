@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The bio-based block device `/dev/mars/NAME` and the bios it receives.
+
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::error::from_err_ptr;
+use kernel::ffi::c_void;
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+use super::shim::{self, BioInfo};
+use super::vfs::KPath;
+
+/// What an incoming bio asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BioOp {
+    /// Read `size` bytes at `sector`.
+    Read,
+    /// Write the bio's data at `sector`.
+    Write,
+    /// No data: make everything completed so far durable.
+    Flush,
+    /// Discard `size` bytes at `sector`.
+    Discard,
+    /// Write `size` zero bytes at `sector`.
+    WriteZeroes,
+    /// Something this device does not do.
+    Unsupported,
+}
+
+/// A bio submitted to `/dev/mars/NAME`, to be completed exactly once.
+///
+/// # Invariants
+///
+/// `bio` is a live bio handed to our `submit_bio` and not yet ended; it is ended exactly once,
+/// by [`IncomingBio::end`] or, failing that, by `Drop` with an I/O error.
+pub(crate) struct IncomingBio {
+    bio: NonNull<bindings::bio>,
+    info: BioInfo,
+}
+
+// SAFETY: a bio may be completed from any thread.
+unsafe impl Send for IncomingBio {}
+
+impl IncomingBio {
+    /// First sector.
+    pub(crate) fn sector(&self) -> u64 {
+        self.info.sector
+    }
+
+    /// Bytes covered.
+    pub(crate) fn size(&self) -> u32 {
+        self.info.size
+    }
+
+    /// The operation.
+    pub(crate) fn op(&self) -> BioOp {
+        match self.info.op {
+            0 => BioOp::Read,
+            1 => BioOp::Write,
+            2 => BioOp::Flush,
+            3 => BioOp::Discard,
+            4 => BioOp::WriteZeroes,
+            _ => BioOp::Unsupported,
+        }
+    }
+
+    /// Copies a write's data into `buf`, which must hold exactly [`Self::size`] bytes.
+    pub(crate) fn copy_out(&self, buf: &mut [u8]) -> Result {
+        if buf.len() != self.info.size as usize {
+            return Err(EINVAL);
+        }
+        // SAFETY: `bio` is live (type invariant); `buf` has room for the bio's `size` bytes.
+        let n = unsafe { shim::mars_bio_copy_out(self.bio.as_ptr(), buf.as_mut_ptr().cast()) };
+        if n == buf.len() { Ok(()) } else { Err(EIO) }
+    }
+
+    /// Fills a read's pages from `buf`, which must hold exactly [`Self::size`] bytes.
+    pub(crate) fn copy_in(&self, buf: &[u8]) -> Result {
+        if buf.len() != self.info.size as usize {
+            return Err(EINVAL);
+        }
+        // SAFETY: `bio` is live (type invariant); `buf` holds the bio's `size` bytes.
+        let n = unsafe { shim::mars_bio_copy_in(self.bio.as_ptr(), buf.as_ptr().cast()) };
+        if n == buf.len() { Ok(()) } else { Err(EIO) }
+    }
+
+    /// Completes the bio with `result`.
+    pub(crate) fn end(self, result: Result) {
+        let error = match result {
+            Ok(()) => 0,
+            Err(e) => e.to_errno(),
+        };
+        let bio = self.bio;
+        core::mem::forget(self);
+        // SAFETY: `bio` is live and, as `self` is forgotten, ended exactly once, here.
+        unsafe { shim::mars_bio_end(bio.as_ptr(), error) };
+    }
+}
+
+impl Drop for IncomingBio {
+    fn drop(&mut self) {
+        // SAFETY: `bio` is live (type invariant); reaching `Drop` means it was never ended.
+        unsafe { shim::mars_bio_end(self.bio.as_ptr(), EIO.to_errno()) };
+    }
+}
+
+/// Handles the bios of a [`Disk`].
+pub(crate) trait BioHandler: Send + Sync {
+    /// Takes a bio; completes it now or later, from any thread.
+    fn submit(&self, bio: IncomingBio);
+}
+
+/// Routes a disk's bios to its handler: what the disk's `private_data` points to.
+#[repr(C)]
+struct Route {
+    submit: unsafe fn(*const c_void, IncomingBio),
+    handler: *const c_void,
+}
+
+/// The block device `/dev/mars/NAME`, alive until dropped.
+///
+/// # Invariants
+///
+/// `disk` was created by `mars_disk_create` with `private_data` pointing to `*route`, whose
+/// `handler` is `Arc::as_ptr(&handler)`; `Drop` removes the disk (after which no bio reaches the
+/// route) before `route` and `handler` are released.
+pub(crate) struct Disk<T: BioHandler> {
+    disk: NonNull<bindings::gendisk>,
+    _route: KBox<Route>,
+    _handler: Arc<T>,
+}
+
+// SAFETY: the gendisk pointer is only used for thread-safe block-layer calls.
+unsafe impl<T: BioHandler> Send for Disk<T> {}
+// SAFETY: `&Disk` only reads the opener count.
+unsafe impl<T: BioHandler> Sync for Disk<T> {}
+
+impl<T: BioHandler> Disk<T> {
+    /// Creates `/dev/mars/{name}` of `sectors` sectors, whose bios go to `handler`.
+    pub(crate) fn create(name: &[u8], sectors: u64, handler: Arc<T>) -> Result<Disk<T>> {
+        let name = KPath::join(&[name])?;
+        let route = KBox::new(
+            Route { submit: route_to::<T>, handler: Arc::as_ptr(&handler).cast() },
+            GFP_KERNEL,
+        )?;
+        let private = core::ptr::from_ref::<Route>(&route).cast::<c_void>().cast_mut();
+        // SAFETY: `name` is NUL-terminated; `private` points to `route`, which with `handler`
+        // lives until `Drop` has removed the disk (type invariant).
+        let disk = from_err_ptr(unsafe { shim::mars_disk_create(name.as_ptr(), sectors, private) })?;
+        let disk = NonNull::new(disk).ok_or(ENOMEM)?;
+        // INVARIANT: created with `private` = `route`, holding `handler`.
+        Ok(Disk { disk, _route: route, _handler: handler })
+    }
+
+    /// How many have the device open now.
+    pub(crate) fn openers(&self) -> u32 {
+        // SAFETY: `disk` is live (type invariant).
+        let n = unsafe { shim::mars_disk_openers(self.disk.as_ptr()) };
+        u32::try_from(n).unwrap_or(0)
+    }
+}
+
+impl<T: BioHandler> Drop for Disk<T> {
+    fn drop(&mut self) {
+        // SAFETY: `disk` is live (type invariant) and destroyed exactly once, here; afterwards no
+        // bio reaches `route`, which is released after this.
+        unsafe { shim::mars_disk_destroy(self.disk.as_ptr()) };
+    }
+}
+
+/// Hands a bio to the handler of type `T` behind `handler`.
+///
+/// # Safety
+///
+/// `handler` is `Arc::as_ptr` of a live `Arc<T>` (a [`Disk`]'s), and `bio` a fresh incoming bio.
+unsafe fn route_to<T: BioHandler>(handler: *const c_void, bio: IncomingBio) {
+    // SAFETY: see the function's safety contract.
+    let handler = unsafe { &*handler.cast::<T>() };
+    handler.submit(bio);
+}
+
+/// Entry point of every bio sent to a MARS disk; called by the C glue's `submit_bio`.
+///
+/// # Safety
+///
+/// `private` is the `private_data` of a disk created by [`Disk::create`] that is still alive,
+/// and `bio` a live bio submitted to it.
+#[no_mangle]
+unsafe extern "C" fn mars_rust_submit_bio(private: *mut c_void, bio: *mut bindings::bio) {
+    let Some(bio) = NonNull::new(bio) else { return };
+    let mut info = BioInfo::default();
+    // SAFETY: `bio` is live; `info` is a valid `mars_bio_info`.
+    unsafe { shim::mars_bio_get_info(bio.as_ptr(), &mut info) };
+    // INVARIANT: a live bio not yet ended; from here on `IncomingBio` ends it exactly once.
+    let incoming = IncomingBio { bio, info };
+    // SAFETY: `private` points to the disk's `Route`, alive while the disk is (Disk invariant).
+    let route = unsafe { &*private.cast::<Route>() };
+    // SAFETY: `route.handler` belongs to `route.submit`'s type (set together in `Disk::create`).
+    unsafe { (route.submit)(route.handler, incoming) };
+}
+
+/// Sets up the block-layer state of the module (its bio_set); undone by dropping the guard.
+pub(crate) struct BlockLayer(());
+
+impl BlockLayer {
+    /// Initialises the module's bio_set.
+    pub(crate) fn init() -> Result<BlockLayer> {
+        // SAFETY: called once at module load, before any bio of ours exists.
+        kernel::error::to_result(unsafe { shim::mars_blk_init() })?;
+        Ok(BlockLayer(()))
+    }
+}
+
+impl Drop for BlockLayer {
+    fn drop(&mut self) {
+        // SAFETY: called once at unload, after every disk and every I/O scope is gone (the
+        // module drops its resources before this guard).
+        unsafe { shim::mars_blk_exit() };
+    }
+}
+

@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Regular files by path (the transaction logfiles under /mars), through the VFS.
+//!
+//! Plain synchronous `kernel_write`/`kernel_read` plus `fsync`: no in-kernel file AIO, which the
+//! original MARS depended on and which stopped being usable after Linux 5.10.
+
+use core::ptr::NonNull;
+
+use kernel::bindings;
+use kernel::error::{from_err_ptr, to_result};
+use kernel::ffi::c_int;
+use kernel::prelude::*;
+
+use super::vfs::KPath;
+
+/// An open regular file.
+///
+/// # Invariants
+///
+/// `file` was returned by `filp_open` and is closed only in `Drop`.
+pub(crate) struct KFile {
+    file: NonNull<bindings::file>,
+}
+
+// SAFETY: a `struct file` may be used and closed from any thread.
+unsafe impl Send for KFile {}
+// SAFETY: reads and writes at explicit positions through `&KFile` are thread-safe VFS calls.
+unsafe impl Sync for KFile {}
+
+/// How to open a file.
+#[derive(Clone, Copy)]
+pub(crate) enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Create a new file for reading and writing; `EEXIST` if it exists.
+    CreateNew,
+}
+
+impl KFile {
+    /// Opens `path` (mode 0600 when created).
+    pub(crate) fn open(path: &KPath, mode: OpenMode) -> Result<KFile> {
+        let flags = bindings::O_LARGEFILE
+            | match mode {
+                OpenMode::Read => bindings::O_RDONLY,
+                OpenMode::CreateNew => bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL,
+            };
+        let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
+        // SAFETY: `path` is NUL-terminated (KPath invariant).
+        let file = from_err_ptr(unsafe { bindings::filp_open(path.as_ptr(), flags, 0o600) })?;
+        let file = NonNull::new(file).ok_or(ENOENT)?;
+        // INVARIANT: an open file from `filp_open`.
+        Ok(KFile { file })
+    }
+
+    /// Writes all of `data` at byte `pos`.
+    pub(crate) fn write_all_at(&self, data: &[u8], pos: u64) -> Result {
+        let mut pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+        let mut rest = data;
+        while !rest.is_empty() {
+            // SAFETY: `file` is open (type invariant); `rest` is valid for `rest.len()` bytes;
+            // `pos` is a valid `loff_t` the call advances.
+            let n = unsafe { bindings::kernel_write(self.file.as_ptr(), rest.as_ptr().cast(), rest.len(), &mut pos) };
+            let n = usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-5)))?;
+            if n == 0 {
+                return Err(EIO);
+            }
+            rest = rest.get(n..).ok_or(EIO)?;
+        }
+        Ok(())
+    }
+
+    /// Reads up to `buf.len()` bytes at byte `pos`; returns how many (0 at the end of the file).
+    pub(crate) fn read_at(&self, buf: &mut [u8], pos: u64) -> Result<usize> {
+        let mut pos = i64::try_from(pos).map_err(|_| EINVAL)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let rest = buf.get_mut(done..).ok_or(EIO)?;
+            // SAFETY: `file` is open; `rest` is valid for writes of `rest.len()` bytes.
+            let n = unsafe { bindings::kernel_read(self.file.as_ptr(), rest.as_mut_ptr().cast(), rest.len(), &mut pos) };
+            let n = usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-5)))?;
+            if n == 0 {
+                break;
+            }
+            done = done.saturating_add(n);
+        }
+        Ok(done)
+    }
+
+    /// Makes the file's data (and the metadata needed to read it back) durable.
+    pub(crate) fn sync_data(&self) -> Result {
+        // SAFETY: `file` is open (type invariant).
+        to_result(unsafe { bindings::vfs_fsync(self.file.as_ptr(), 1) })
+    }
+}
+
+impl Drop for KFile {
+    fn drop(&mut self) {
+        // SAFETY: `file` is open (type invariant) and closed exactly once, here.
+        unsafe { bindings::filp_close(self.file.as_ptr(), core::ptr::null_mut()) };
+    }
+}

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Block-layer glue of mars.ko: backing devices opened by path, bios from kernel buffers, and the
+ * bio-based gendisk /dev/mars/NAME. These wrap static inlines and macros (bio_for_each_segment,
+ * blk_alloc_disk, add_disk, bdev_nr_sectors, ...) that the Rust bindings cannot reach; the Rust
+ * side (drivers/kx/) documents each contract and wraps it in safe types.
+ * All sizes are bytes unless named _sectors; errors are negative errnos.
+ */
+#ifndef MARS_BLK_H
+#define MARS_BLK_H
+
+#include <linux/types.h>
+
+struct bio;
+struct file;
+struct gendisk;
+
+/* Sets up / tears down the bio_set all of mars.ko's own bios come from. */
+int mars_blk_init(void);
+void mars_blk_exit(void);
+
+/* Opens the block device PATH for reading and writing, exclusively for HOLDER. ERR_PTR on error. */
+struct file *mars_bdev_open(const char *path, void *holder);
+void mars_bdev_close(struct file *bdev_file);
+sector_t mars_bdev_sectors(struct file *bdev_file);
+/* Waits until everything written to the device so far is durable. */
+int mars_bdev_flush(struct file *bdev_file);
+
+/*
+ * Submits one bio of OP (0 read, 1 write, 2 discard) at SECTOR covering LEN bytes of BUF (kmalloc
+ * or vmalloc memory that stays valid until completion; none for a discard, which covers LEN bytes).
+ * On completion, from any context, calls mars_rust_io_done(PRIVATE, errno).
+ */
+int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf, size_t len,
+		     void *private);
+/* Implemented in Rust (drivers/kx/bio.rs). */
+void mars_rust_io_done(void *private, int error);
+
+/*
+ * What an incoming bio asks for. REQ_PREFLUSH and REQ_FUA need no flag here: mars.ko completes
+ * every write only once it is durable in the log (or, in emergency mode, on the data device).
+ */
+struct mars_bio_info {
+	u64 sector;
+	u32 size;
+	/* 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 anything else. */
+	int op;
+};
+void mars_bio_get_info(struct bio *bio, struct mars_bio_info *info);
+/* Copies the bio's data to BUF (writes) or from BUF into the bio (reads); returns bytes copied. */
+size_t mars_bio_copy_out(struct bio *bio, void *buf);
+size_t mars_bio_copy_in(struct bio *bio, const void *buf);
+/* Completes an incoming bio with ERROR (0 or a negative errno). */
+void mars_bio_end(struct bio *bio, int error);
+
+/*
+ * Creates and adds the disk /dev/mars/NAME of SECTORS sectors; its bios go to
+ * mars_rust_submit_bio(PRIVATE, bio). ERR_PTR on error.
+ */
+struct gendisk *mars_disk_create(const char *name, sector_t sectors, void *private);
+/* Removes the disk (no new bios arrive after this returns) and frees it. */
+void mars_disk_destroy(struct gendisk *disk);
+/* Number of current openers of the whole disk. */
+int mars_disk_openers(struct gendisk *disk);
+/* Implemented in Rust (drivers/kx/disk.rs). */
+void mars_rust_submit_bio(void *private, struct bio *bio);
+
+#endif /* MARS_BLK_H */
