@@ -18,8 +18,8 @@ use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 
 use super::writeback::{self, overlaps, Item};
-use crate::kx::bdev::{io_scope, BackingDevice};
-use crate::kx::disk::{BioHandler, BioOp, IncomingBio};
+use crate::kx::bdev::BackingDevice;
+use crate::kx::disk::{BioHandler, BioOp, IncomingBio, Inflight};
 use crate::kx::file::KFile;
 use crate::kx::kthread::Rounds;
 use crate::mars_core::logrec::{self, Op, RecordHeader};
@@ -77,6 +77,8 @@ pub(crate) struct LoggerStats {
 pub(crate) struct Logger {
     name: KVec<u8>,
     dev: Arc<BackingDevice>,
+    /// Reads sent on to the data device and not yet completed.
+    reads: Arc<Inflight>,
     log: KFile,
     status: Arc<ModuleStatus>,
     #[pin]
@@ -99,9 +101,11 @@ impl Logger {
     ) -> Result<impl PinInit<Self, Error>> {
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
+        let reads = Inflight::new()?;
         Ok(try_pin_init!(Logger {
             name: owned,
             dev,
+            reads,
             log,
             status,
             state <- kernel::new_mutex!(LogState {
@@ -129,6 +133,8 @@ impl Logger {
         }
     }
 
+    /// A read waits until no part of it is still only in the log, then goes to the data device.
+    /// (Waiting for the write-back is fine here: the logger thread submits it, not this context.)
     fn read(&self, bio: IncomingBio) {
         let sectors = u64::from(bio.size()) >> 9;
         let range = (bio.sector(), bio.sector().saturating_add(sectors));
@@ -138,13 +144,12 @@ impl Logger {
                 self.written_back.wait(&mut state);
             }
         }
-        let result = (|| -> Result {
-            let mut buf = KVVec::from_elem(0u8, bio.size() as usize, GFP_KERNEL)?;
-            let target: &mut [u8] = &mut buf;
-            io_scope(|scope| scope.read(&self.dev, bio.sector(), target))?;
-            bio.copy_in(&buf)
-        })();
-        bio.end(result);
+        bio.remap(&self.dev, &self.reads);
+    }
+
+    /// Waits until every read sent to the data device has completed.
+    pub(crate) fn drain_reads(&self) {
+        self.reads.wait_idle();
     }
 
     fn enqueue(&self, bio: IncomingBio, op: Op) {

@@ -11,11 +11,19 @@
 
 #include "mars_blk.h"
 
+/* A clone sent on to the data device, with what its completion needs in front of it. */
+struct mars_clone {
+	struct bio *parent;
+	void *private;
+	struct bio bio; /* must be last: the bio_set's front pad covers the fields above */
+};
+
 static struct bio_set mars_bio_set;
 
 int mars_blk_init(void)
 {
-	return bioset_init(&mars_bio_set, BIO_POOL_SIZE, 0, BIOSET_NEED_BVECS);
+	return bioset_init(&mars_bio_set, BIO_POOL_SIZE, offsetof(struct mars_clone, bio),
+			   BIOSET_NEED_BVECS);
 }
 
 void mars_blk_exit(void)
@@ -61,9 +69,6 @@ int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf,
 	struct bio *bio;
 
 	switch (op) {
-	case 0:
-		opf = REQ_OP_READ;
-		break;
 	case 1:
 		opf = REQ_OP_WRITE;
 		break;
@@ -142,23 +147,39 @@ size_t mars_bio_copy_out(struct bio *bio, void *buf)
 	return done;
 }
 
-size_t mars_bio_copy_in(struct bio *bio, const void *buf)
-{
-	struct bvec_iter iter;
-	struct bio_vec bv;
-	size_t done = 0;
-
-	bio_for_each_segment(bv, bio, iter) {
-		memcpy_to_bvec(&bv, buf + done);
-		done += bv.bv_len;
-	}
-	return done;
-}
-
 void mars_bio_end(struct bio *bio, int error)
 {
 	bio->bi_status = errno_to_blk_status(error);
 	bio_endio(bio);
+}
+
+static void mars_remap_end(struct bio *bio)
+{
+	struct mars_clone *clone = container_of(bio, struct mars_clone, bio);
+	struct bio *parent = clone->parent;
+	void *private = clone->private;
+
+	parent->bi_status = bio->bi_status;
+	bio_put(bio);
+	bio_endio(parent);
+	mars_rust_remap_done(private);
+}
+
+void mars_bio_remap(struct bio *bio, struct file *bdev_file, void *private)
+{
+	struct bio *cloned = bio_alloc_clone(file_bdev(bdev_file), bio, GFP_NOIO, &mars_bio_set);
+	struct mars_clone *clone;
+
+	if (!cloned) {
+		bio_io_error(bio);
+		mars_rust_remap_done(private);
+		return;
+	}
+	clone = container_of(cloned, struct mars_clone, bio);
+	clone->parent = bio;
+	clone->private = private;
+	cloned->bi_end_io = mars_remap_end;
+	submit_bio_noacct(cloned);
 }
 
 static void mars_submit_bio(struct bio *bio)

@@ -27,8 +27,8 @@ sector_t mars_bdev_sectors(struct file *bdev_file);
 int mars_bdev_flush(struct file *bdev_file);
 
 /*
- * Submits one bio of OP (0 read, 1 write, 2 discard) at SECTOR covering LEN bytes of BUF (kmalloc
- * or vmalloc memory that stays valid until completion; none for a discard, which covers LEN bytes).
+ * Submits one bio of OP (1 write, 2 discard) at SECTOR covering LEN bytes of BUF (kmalloc or
+ * vmalloc memory that stays valid until completion; none for a discard, which covers LEN bytes).
  * On completion, from any context, calls mars_rust_io_done(PRIVATE, errno).
  */
 int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf, size_t len,
@@ -47,11 +47,18 @@ struct mars_bio_info {
 	int op;
 };
 void mars_bio_get_info(struct bio *bio, struct mars_bio_info *info);
-/* Copies the bio's data to BUF (writes) or from BUF into the bio (reads); returns bytes copied. */
+/* Copies a write bio's data to BUF; returns bytes copied. */
 size_t mars_bio_copy_out(struct bio *bio, void *buf);
-size_t mars_bio_copy_in(struct bio *bio, const void *buf);
 /* Completes an incoming bio with ERROR (0 or a negative errno). */
 void mars_bio_end(struct bio *bio, int error);
+/*
+ * Sends a clone of the incoming bio BIO to the block device BDEV_FILE (same sectors); when the
+ * clone completes, BIO completes with its status and mars_rust_remap_done(PRIVATE) is called.
+ * Safe to call from submit_bio context: it does not wait.
+ */
+void mars_bio_remap(struct bio *bio, struct file *bdev_file, void *private);
+/* Implemented in Rust (drivers/kx/disk.rs). */
+void mars_rust_remap_done(void *private);
 
 /*
  * Creates and adds the disk /dev/mars/NAME of SECTORS sectors; its bios go to

@@ -173,6 +173,8 @@ impl Resource {
             let Primary { disk, _thread, logger, log_name } = p;
             drop(disk);
             drop(_thread);
+            // The data device must stay open until reads sent on to it are done.
+            logger.drain_reads();
             drop(logger);
             pr_info!(
                 "resource {}: secondary, {} closed\n",

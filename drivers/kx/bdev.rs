@@ -41,6 +41,11 @@ impl BackingDevice {
         Ok(BackingDevice { file })
     }
 
+    /// The open block device file, for the block glue.
+    pub(super) fn file_ptr(&self) -> *mut bindings::file {
+        self.file.as_ptr()
+    }
+
     /// Size in 512-byte sectors.
     pub(crate) fn sectors(&self) -> u64 {
         // SAFETY: `file` is an open block device file (type invariant).
@@ -95,7 +100,6 @@ impl IoGroup {
 /// I/O operations a scope can submit.
 #[derive(Clone, Copy)]
 enum IoOp {
-    Read = 0,
     Write = 1,
     Discard = 2,
 }
@@ -109,6 +113,8 @@ pub(crate) struct IoScope<'a> {
 
 impl<'a> IoScope<'a> {
     fn submit(&self, dev: &'a BackingDevice, op: IoOp, sector: u64, buf: *mut u8, len: usize) -> Result {
+        // Count the bio before it exists: it may complete before `mars_bdev_submit` returns.
+        self.group.pending.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
         // SAFETY: `dev.file` is open; `buf` is valid for `len` bytes for `'a`, and `io_scope`
         // waits for every bio before `'a` can end; `private` is an `Arc<IoGroup>` reference that
@@ -117,20 +123,15 @@ impl<'a> IoScope<'a> {
         if ret != 0 {
             // SAFETY: the bio was not submitted, so the reference is still ours to release.
             drop(unsafe { Arc::from_raw(private.cast::<IoGroup>()) });
+            self.group.put(0);
             return Err(Error::from_errno(ret));
         }
-        self.group.pending.fetch_add(1, ordering::Relaxed);
         Ok(())
     }
 
     /// Writes `data` (at most 1 MiB) at `sector`.
     pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: &'a [u8]) -> Result {
         self.submit(dev, IoOp::Write, sector, data.as_ptr().cast_mut(), data.len())
-    }
-
-    /// Reads into `data` (at most 1 MiB) from `sector`.
-    pub(crate) fn read(&self, dev: &'a BackingDevice, sector: u64, data: &'a mut [u8]) -> Result {
-        self.submit(dev, IoOp::Read, sector, data.as_mut_ptr(), data.len())
     }
 
     /// Discards `len` bytes at `sector`.

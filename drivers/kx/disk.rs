@@ -10,8 +10,10 @@ use kernel::ffi::c_void;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use super::bdev::BackingDevice;
 use super::shim::{self, BioInfo};
 use super::vfs::KPath;
+use kernel::sync::atomic::{ordering, Atomic};
 
 /// What an incoming bio asks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -77,14 +79,19 @@ impl IncomingBio {
         if n == buf.len() { Ok(()) } else { Err(EIO) }
     }
 
-    /// Fills a read's pages from `buf`, which must hold exactly [`Self::size`] bytes.
-    pub(crate) fn copy_in(&self, buf: &[u8]) -> Result {
-        if buf.len() != self.info.size as usize {
-            return Err(EINVAL);
-        }
-        // SAFETY: `bio` is live (type invariant); `buf` holds the bio's `size` bytes.
-        let n = unsafe { shim::mars_bio_copy_in(self.bio.as_ptr(), buf.as_ptr().cast()) };
-        if n == buf.len() { Ok(()) } else { Err(EIO) }
+    /// Sends the bio on to the same sectors of `dev`, without waiting (so this is right in
+    /// `submit_bio` context, where waiting for our own I/O would deadlock: bios submitted there
+    /// are only dispatched after it returns). `inflight` counts it until it completes.
+    pub(crate) fn remap(self, dev: &BackingDevice, inflight: &Arc<Inflight>) {
+        let bio = self.bio;
+        core::mem::forget(self);
+        inflight.count.fetch_add(1, ordering::Relaxed);
+        let private = Arc::into_raw(inflight.clone()).cast::<c_void>().cast_mut();
+        // SAFETY: `bio` is live and, as `self` is forgotten, handed over exactly once: the glue
+        // ends it when the clone completes. `dev`'s file is open, and the caller keeps it open
+        // until `inflight` is idle. `private` is an `Arc<Inflight>` reference that
+        // `mars_rust_remap_done` takes back exactly once.
+        unsafe { shim::mars_bio_remap(bio.as_ptr(), dev.file_ptr(), private) };
     }
 
     /// Completes the bio with `result`.
@@ -105,6 +112,37 @@ impl Drop for IncomingBio {
         // SAFETY: `bio` is live (type invariant); reaching `Drop` means it was never ended.
         unsafe { shim::mars_bio_end(self.bio.as_ptr(), EIO.to_errno()) };
     }
+}
+
+/// Counts bios sent on with [`IncomingBio::remap`] that have not completed yet.
+pub(crate) struct Inflight {
+    count: Atomic<i64>,
+}
+
+impl Inflight {
+    /// A counter at zero.
+    pub(crate) fn new() -> Result<Arc<Inflight>> {
+        Ok(Arc::new(Inflight { count: Atomic::new(0) }, GFP_KERNEL)?)
+    }
+
+    /// Waits (sleeping 1 ms at a time) until every counted bio has completed.
+    pub(crate) fn wait_idle(&self) {
+        while self.count.load(ordering::Acquire) != 0 {
+            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+        }
+    }
+}
+
+/// Completion of a bio sent on with [`IncomingBio::remap`]; called by the C glue, any context.
+///
+/// # Safety
+///
+/// `private` is the `Arc<Inflight>` reference given to `mars_bio_remap`, passed exactly once.
+#[no_mangle]
+unsafe extern "C" fn mars_rust_remap_done(private: *mut c_void) {
+    // SAFETY: see the function's safety contract.
+    let inflight = unsafe { Arc::from_raw(private.cast::<Inflight>()) };
+    inflight.count.fetch_sub(1, ordering::Release);
 }
 
 /// Handles the bios of a [`Disk`].

@@ -55,7 +55,7 @@ unsafe extern "C" {
     pub(crate) fn mars_bdev_sectors(file: *mut bindings::file) -> u64;
     /// Flushes the device's write cache.
     pub(crate) fn mars_bdev_flush(file: *mut bindings::file) -> c_int;
-    /// Submits one bio (op 0 read, 1 write, 2 discard); completion calls `mars_rust_io_done`.
+    /// Submits one bio (op 1 write, 2 discard); completion calls `mars_rust_io_done`.
     pub(crate) fn mars_bdev_submit(
         file: *mut bindings::file,
         op: c_int,
@@ -68,10 +68,10 @@ unsafe extern "C" {
     pub(crate) fn mars_bio_get_info(bio: *mut bindings::bio, info: *mut BioInfo);
     /// Copies an incoming bio's data into `buf`.
     pub(crate) fn mars_bio_copy_out(bio: *mut bindings::bio, buf: *mut c_void) -> usize;
-    /// Copies `buf` into an incoming bio's pages.
-    pub(crate) fn mars_bio_copy_in(bio: *mut bindings::bio, buf: *const c_void) -> usize;
     /// Completes an incoming bio.
     pub(crate) fn mars_bio_end(bio: *mut bindings::bio, error: c_int);
+    /// Sends a clone of an incoming bio to a block device; calls `mars_rust_remap_done` after.
+    pub(crate) fn mars_bio_remap(bio: *mut bindings::bio, file: *mut bindings::file, private: *mut c_void);
     /// Creates and adds `/dev/mars/NAME`; ERR_PTR on error.
     pub(crate) fn mars_disk_create(name: *const c_char, sectors: u64, private: *mut c_void) -> *mut bindings::gendisk;
     /// Removes and frees a disk.

@@ -74,7 +74,7 @@ node_start() {
   local p
   for ((p = 1; p < k; p++)); do wait_listening "$(link_port "$p" "$k")" || return 1; done
   setsid vng --run "$KDIR" --disable-kvm --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
-    --rwdir="$OUT" --append "panic=-1 oops=panic loglevel=5" \
+    --rwdir="$OUT" --append "panic=-1 oops=panic loglevel=5 sysctl.kernel.hung_task_timeout_secs=30" \
     --qemu-opts="$(node_qemu_opts "$k")" \
     --exec "$MARS_ROOT/tests/qemu/guest/init.sh $OUT/node$k.env $*" \
     </dev/null >"$OUT/node$k.console.$boot" 2>&1 &
