@@ -1,17 +1,21 @@
 //! Command-line surface: global options, subcommands and their dispatch.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use mars_core::lamport::Stamp;
 
+use crate::checks::{self, Target};
 use crate::cluster;
 use crate::host;
 use crate::module_status::ModuleStatus;
 use crate::output;
-use crate::tree::Tree;
+use crate::resource::{self, Ctx, Report};
+use crate::tree::{self, Tree};
+use crate::view::{self, View};
 
 /// Admin tool for MARS, asynchronous block-device replication over long distances.
 #[derive(Parser, Debug)]
@@ -33,6 +37,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "NAME")]
     pub host: Option<String>,
 
+    /// How long to wait for mars.ko to carry out a command, in seconds.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -40,30 +48,98 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Show whether mars.ko is loaded, its version, uptime and number of resources.
+    /// Show whether mars.ko is loaded and the state of the resources on this host.
     #[command(visible_alias = "status")]
-    View,
+    View {
+        /// One resource, or `all`.
+        #[arg(value_name = "NAME|all", default_value = "all")]
+        resource: String,
+    },
     /// Create a new cluster in /mars with this host as its first member.
     CreateCluster {
         /// This host's address for its peers (default: its first global IPv4 address).
         #[arg(long, value_name = "ADDRESS")]
         ip: Option<String>,
     },
+    #[command(flatten)]
+    Resource(ResourceCommand),
+}
+
+/// The subcommands that act on resources: they need root, the module and a mounted /mars.
+#[derive(Subcommand, Debug)]
+pub enum ResourceCommand {
+    /// Create a resource with its data on DEVICE and this host as its primary.
+    CreateResource {
+        /// The resource name (at most 26 bytes); the device appears as /dev/mars/NAME.
+        name: String,
+        /// The backing block device, e.g. /dev/vg0/r0.
+        device: PathBuf,
+        /// Size in bytes, a multiple of 4096 (default: the whole device).
+        #[arg(long, value_name = "BYTES")]
+        size: Option<u64>,
+    },
+    /// Make this host primary: /dev/mars/NAME appears here.
+    Primary {
+        /// The resource.
+        name: String,
+        /// Take over even if another host is the designated primary (with no peers yet, the
+        /// same as without it).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Make no host primary: /dev/mars/NAME goes away.
+    Secondary {
+        /// The resource.
+        name: String,
+    },
+    /// Attach the backing device (and bring /dev/mars/NAME back if this host is primary).
+    Up {
+        /// One resource, or `all`.
+        #[arg(value_name = "NAME|all")]
+        resource: String,
+    },
+    /// Stop being primary, then detach the backing device.
+    Down {
+        /// One resource, or `all`.
+        #[arg(value_name = "NAME|all")]
+        resource: String,
+    },
+    /// Start a new logfile.
+    LogRotate {
+        /// The resource.
+        name: String,
+    },
+    /// Delete the logfiles that are completely written back to the backing device.
+    LogDelete {
+        /// The resource.
+        name: String,
+    },
+    /// Delete a resource that is down: its keys and logfiles go, its backing device stays.
+    DeleteResource {
+        /// The resource.
+        name: String,
+    },
+    /// Wait until mars.ko has carried out the resource's switches.
+    WaitResource {
+        /// One resource, or `all`.
+        #[arg(value_name = "NAME|all")]
+        resource: String,
+    },
 }
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    match cli.command {
-        Command::View => {
-            let status = ModuleStatus::read(&cli.proc_dir)?;
-            output::emit(&status, cli.json)
+    match &cli.command {
+        Command::View { resource } => {
+            let view = view(&cli, &Target::parse(resource)?)?;
+            output::emit(&view, cli.json)
         }
         Command::CreateCluster { ip } => {
             host::require_root()?;
             host::require_mars_filesystem(&cli.mars_dir)?;
             let me = host::host_name(cli.host.as_deref())?;
             let address = match ip {
-                Some(ip) => ip,
+                Some(ip) => ip.clone(),
                 None => host::default_address()?,
             };
             let seen = ModuleStatus::read(&cli.proc_dir).map(|s| s.lamport).unwrap_or(Stamp::ZERO);
@@ -75,7 +151,54 @@ pub fn run(cli: Cli) -> Result<()> {
             let created = cluster::create_cluster(&mut tree, &me, &address, now_secs)?;
             output::emit(&created, cli.json)
         }
+        Command::Resource(command) => {
+            let mut ctx = resource_ctx(&cli)?;
+            let report = resource_command(&mut ctx, command)?;
+            output::emit(&report, cli.json)
+        }
     }
+}
+
+/// The view of `target`: the module's status, and the resources' state on this host.
+fn view(cli: &Cli, target: &Target) -> Result<View> {
+    let module = ModuleStatus::read(&cli.proc_dir)?;
+    let me = match host::host_name(cli.host.as_deref()) {
+        Ok(me) => me,
+        // The module's status needs no host name, the state of resources does.
+        Err(_) if *target == Target::All && tree::resource_dirs(&cli.mars_dir)?.is_empty() => {
+            return Ok(View { module, resource_states: Vec::new() });
+        }
+        Err(e) => return Err(e),
+    };
+    let mut tree = Tree::new(&cli.mars_dir, &me, module.lamport);
+    view::view(module, &mut tree, &me, target)
+}
+
+/// Checks what every resource command needs (root, module loaded, /mars mounted, a valid host
+/// name) and returns the context to run it in.
+fn resource_ctx(cli: &Cli) -> Result<Ctx> {
+    host::require_root()?;
+    let module = ModuleStatus::read(&cli.proc_dir)?;
+    host::require_mars_filesystem(&cli.mars_dir)?;
+    let me = host::host_name(cli.host.as_deref())?;
+    Ok(Ctx { tree: Tree::new(&cli.mars_dir, &me, module.lamport), host: me, timeout: Duration::from_secs(cli.timeout) })
+}
+
+/// Runs one of the resource commands in `ctx`.
+fn resource_command(ctx: &mut Ctx, command: &ResourceCommand) -> Result<Report> {
+    Ok(match command {
+        ResourceCommand::CreateResource { name, device, size } => {
+            resource::create_resource(ctx, name, device, *size, checks::block_device_size)?.into()
+        }
+        ResourceCommand::Primary { name, force } => resource::primary(ctx, name, *force)?.into(),
+        ResourceCommand::Secondary { name } => resource::secondary(ctx, name)?.into(),
+        ResourceCommand::Up { resource } => resource::up(ctx, &Target::parse(resource)?)?,
+        ResourceCommand::Down { resource } => resource::down(ctx, &Target::parse(resource)?)?,
+        ResourceCommand::LogRotate { name } => resource::log_rotate(ctx, name)?.into(),
+        ResourceCommand::LogDelete { name } => resource::log_delete(ctx, name)?.into(),
+        ResourceCommand::DeleteResource { name } => resource::delete_resource(ctx, name)?.into(),
+        ResourceCommand::WaitResource { resource } => resource::wait_resource(ctx, &Target::parse(resource)?)?,
+    })
 }
 
 #[cfg(test)]
@@ -100,5 +223,72 @@ mod tests {
     fn unknown_commands_are_rejected() {
         let err = Cli::try_parse_from(["marsadm", "frobnicate"]).unwrap_err();
         assert!(err.to_string().contains("unrecognized subcommand"));
+    }
+
+    #[test]
+    fn resource_commands_parse() {
+        let cli = Cli::try_parse_from(["marsadm", "create-resource", "r0", "/dev/vda", "--size", "134217728"])
+            .expect("parses");
+        assert_eq!(cli.timeout, 30);
+        match cli.command {
+            Command::Resource(ResourceCommand::CreateResource { name, device, size }) => {
+                assert_eq!((name.as_str(), device, size), ("r0", PathBuf::from("/dev/vda"), Some(134217728)));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["marsadm", "secondary", "r0", "--timeout", "3"]).expect("parses");
+        assert_eq!(cli.timeout, 3);
+        let cli = Cli::try_parse_from(["marsadm", "primary", "--force", "r0"]).expect("parses");
+        assert!(matches!(cli.command, Command::Resource(ResourceCommand::Primary { force: true, .. })));
+        let cli = Cli::try_parse_from(["marsadm", "view"]).expect("parses");
+        assert!(matches!(cli.command, Command::View { resource } if resource == "all"));
+        for args in [
+            ["up", "all"],
+            ["down", "r0"],
+            ["log-rotate", "r0"],
+            ["log-delete", "r0"],
+            ["delete-resource", "r0"],
+            ["wait-resource", "all"],
+        ] {
+            Cli::try_parse_from(["marsadm", args[0], args[1]]).expect("parses");
+        }
+        assert!(Cli::try_parse_from(["marsadm", "create-resource", "r0", "/dev/vda", "--size", "1G"]).is_err());
+        assert!(Cli::try_parse_from(["marsadm", "up"]).is_err());
+    }
+
+    /// A /proc/mars and a /mars for `view`, with resource r0 in the tree.
+    fn fixture() -> (tempfile::TempDir, Vec<String>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let proc_dir = dir.path().join("proc");
+        let mars_dir = dir.path().join("mars");
+        std::fs::create_dir_all(&proc_dir).unwrap();
+        std::fs::write(proc_dir.join("status"), "version 0.1.0\nuptime_s 1\nresources 1\ncluster member\n").unwrap();
+        let mut tree = Tree::new(&mars_dir, "node1", Stamp::ZERO);
+        tree.set("resource-r0/size", "1048576").unwrap();
+        let args = ["--proc-dir", proc_dir.to_str().unwrap(), "--mars-dir", mars_dir.to_str().unwrap()];
+        (dir, args.iter().map(|s| s.to_string()).collect())
+    }
+
+    fn parse(globals: &[String], args: &[&str]) -> Cli {
+        let argv = ["marsadm"].iter().copied().chain(globals.iter().map(String::as_str)).chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn view_reads_the_module_and_the_tree() {
+        let (_dir, globals) = fixture();
+        let cli = parse(&globals, &["--host", "node1", "view"]);
+        let v = view(&cli, &Target::All).expect("views");
+        assert_eq!(v.resource_states.len(), 1);
+        assert_eq!(v.resource_states[0].size, Some(1048576));
+        let e = view(&cli, &Target::One("r1".into())).unwrap_err();
+        assert!(e.to_string().contains("unknown resource r1"), "{e}");
+        // An unusable host name still shows the module when there are no resources.
+        let no_mars = [globals[0].clone(), globals[1].clone(), "--mars-dir".into(), "/nonexistent".into()];
+        let cli = parse(&no_mars, &["--host", "Bad_Name", "view"]);
+        assert!(view(&cli, &Target::All).expect("views").resource_states.is_empty());
+        let cli = parse(&globals, &["--host", "Bad_Name", "view"]);
+        let e = view(&cli, &Target::All).unwrap_err();
+        assert!(e.to_string().contains("cannot be used by MARS"), "{e}");
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{anyhow, bail, Result};
 use mars_core::tree::Key;
 use serde::Serialize;
 
-use crate::tree::Tree;
+use crate::tree::{key, Tree};
 
 /// What create-cluster did.
 #[derive(Debug, Serialize)]
@@ -41,11 +41,6 @@ pub fn create_cluster(tree: &mut Tree, host: &str, address: &str, now_secs: u64)
     tree.set(&key(Key::HostAddress { host })?, &address.to_string())?;
     tree.set(&uuid_key, &cluster)?;
     Ok(Created { cluster, host: host.to_string(), address: address.to_string() })
-}
-
-/// The text of a key.
-pub fn key(k: Key<'_>) -> Result<String> {
-    Ok(k.to_buf().map_err(|e| anyhow!("invalid key: {e}"))?.as_str().to_string())
 }
 
 #[cfg(test)]

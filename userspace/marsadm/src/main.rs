@@ -1,14 +1,19 @@
 //! `marsadm`: the admin tool of MARS.
 //!
 //! marsadm never talks to the kernel through ioctls: it reads what the module publishes
-//! (`/proc/mars/status`, and later the status keys of the /mars tree) and writes switch keys.
+//! (`/proc/mars/status` and the status keys of the /mars tree) and writes switch keys
+//! (docs/resource-control.md, docs/marsadm.md).
 
+mod checks;
 mod cli;
 mod cluster;
 mod host;
 mod module_status;
 mod output;
+mod resource;
 mod tree;
+mod view;
+mod wait;
 
 use clap::Parser;
 

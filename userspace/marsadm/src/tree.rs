@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use mars_core::lamport::{HostId, LamportClock, Stamp};
-use mars_core::tree::EntryRef;
+use mars_core::tree::{validate_resource_name, EntryRef, Key};
 use mars_core::tree_codec::{format_link_target, parse_link_target, MAX_LINK_TARGET_LEN};
 
 /// One entry read from the tree, owning its text.
@@ -25,6 +25,20 @@ pub struct Entry {
     pub stamp: Stamp,
     /// True if the key was deleted.
     pub deleted: bool,
+}
+
+/// What the directory of one resource holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResourceContents {
+    /// Keys that are not deleted, in the directory and its subdirectories (`todo-HOST/`, ...).
+    pub live_keys: usize,
+    /// Logfiles (regular files named `log-...`).
+    pub logfiles: usize,
+}
+
+/// The text of a key.
+pub fn key(k: Key<'_>) -> Result<String> {
+    Ok(k.to_buf().map_err(|e| anyhow!("invalid key: {e}"))?.as_str().to_string())
 }
 
 /// The tree rooted at a /mars directory.
@@ -70,6 +84,50 @@ impl Tree {
         Ok(stamp)
     }
 
+    /// The value of `key` unless it is missing or deleted.
+    pub fn value(&mut self, key: &str) -> Result<Option<String>> {
+        Ok(self.get(key)?.filter(|e| !e.deleted).map(|e| e.value))
+    }
+
+    /// The names of the resource directories (`resource-NAME`) under the root, sorted; none if
+    /// the root does not exist.
+    pub fn resource_dirs(&self) -> Result<Vec<String>> {
+        resource_dirs(&self.root)
+    }
+
+    /// What `resource-RES/` holds; `None` if there is no such directory.
+    pub fn resource_contents(&mut self, res: &str) -> Result<Option<ResourceContents>> {
+        let top = format!("resource-{res}");
+        if !self.root.join(&top).is_dir() {
+            return Ok(None);
+        }
+        let mut contents = ResourceContents::default();
+        let mut dirs = vec![top];
+        while let Some(dir) = dirs.pop() {
+            for (name, kind) in list_dir(&self.root.join(&dir))? {
+                let key = format!("{dir}/{name}");
+                if name.starts_with('.') {
+                    // Temporary names of atomic updates, never keys.
+                } else if kind.is_symlink() {
+                    if self.value(&key)?.is_some() {
+                        contents.live_keys += 1;
+                    }
+                } else if kind.is_dir() {
+                    dirs.push(key);
+                } else if kind.is_file() && name.starts_with("log-") {
+                    contents.logfiles += 1;
+                }
+            }
+        }
+        Ok(Some(contents))
+    }
+
+    /// True if resource `res` has at least one live key (a directory holding only deleted
+    /// keys is what a deleted resource leaves behind).
+    pub fn resource_exists(&mut self, res: &str) -> Result<bool> {
+        Ok(self.resource_contents(res)?.is_some_and(|c| c.live_keys > 0))
+    }
+
     fn write(&self, entry: &EntryRef<'_>) -> Result<()> {
         let mut buf = vec![0u8; MAX_LINK_TARGET_LEN];
         let n = format_link_target(entry, &mut buf).map_err(|e| anyhow!("cannot encode {}: {e}", entry.key))?;
@@ -84,6 +142,47 @@ impl Tree {
         fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
         Ok(())
     }
+}
+
+/// The names of the resource directories (`resource-NAME`) under `root`, sorted; none if `root`
+/// does not exist.
+pub fn resource_dirs(root: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (name, kind) in list_dir(root)? {
+        if let Some(res) = name.strip_prefix("resource-") {
+            if kind.is_dir() && validate_resource_name(res.as_bytes()).is_ok() {
+                names.push(res.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The UTF-8 names in `dir` with their file types; nothing if `dir` does not exist (any more).
+fn list_dir(dir: &Path) -> Result<Vec<(String, fs::FileType)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot list {}", dir.display())),
+        };
+        let kind = match entry.file_type() {
+            Ok(k) => k,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot stat {}", entry.path().display())),
+        };
+        if let Ok(name) = entry.file_name().into_string() {
+            out.push((name, kind));
+        }
+    }
+    Ok(out)
 }
 
 /// Real time in nanoseconds since the Unix epoch.
@@ -121,6 +220,38 @@ mod tests {
         let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
         let s = tree.set("uuid", "y").expect("sets");
         assert!(s > future);
+    }
+
+    #[test]
+    fn lists_resources_and_counts_live_keys_and_logfiles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
+        assert_eq!(tree.resource_dirs().unwrap(), Vec::<String>::new());
+        assert_eq!(tree.resource_contents("r0").unwrap(), None);
+        tree.set("resource-r1/size", "4096").unwrap();
+        tree.set("resource-r0/size", "4096").unwrap();
+        tree.set("resource-r0/todo-node1/attach", "1").unwrap();
+        fs::write(dir.path().join("resource-r0/log-000000001-node1"), b"").unwrap();
+        fs::write(dir.path().join("resource-r0/.u-size.1"), b"").unwrap();
+        fs::create_dir(dir.path().join("resource-BAD")).unwrap();
+        fs::write(dir.path().join("resource-r2"), b"not a directory").unwrap();
+        assert_eq!(tree.resource_dirs().unwrap(), vec!["r0".to_string(), "r1".to_string()]);
+        assert_eq!(tree.resource_contents("r0").unwrap(), Some(ResourceContents { live_keys: 2, logfiles: 1 }));
+        assert!(tree.resource_exists("r0").unwrap());
+        assert!(!tree.resource_exists("r9").unwrap());
+    }
+
+    #[test]
+    fn tombstones_are_not_live() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("resource-r0")).unwrap();
+        let stone = format!("|{},deleted", Stamp::new(5, HostId(1)));
+        std::os::unix::fs::symlink(&stone, dir.path().join("resource-r0/size")).unwrap();
+        let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
+        assert!(tree.get("resource-r0/size").unwrap().expect("entry").deleted);
+        assert_eq!(tree.value("resource-r0/size").unwrap(), None);
+        assert_eq!(tree.resource_contents("r0").unwrap(), Some(ResourceContents::default()));
+        assert!(!tree.resource_exists("r0").unwrap());
     }
 
     #[test]

@@ -1,0 +1,808 @@
+//! Resource commands on this host: create-resource, primary, secondary, up, down, log-rotate,
+//! log-delete, delete-resource, wait-resource.
+//!
+//! Each command checks everything it can before writing (docs/resource-control.md), writes its
+//! switch keys, then waits for the kernel's status keys ([`crate::wait`]). The environment checks
+//! (root, module loaded, /mars mounted) are the caller's; the rest is here, against the tree.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use mars_core::tree::Key;
+use serde::Serialize;
+
+use crate::checks::{self, unknown_resource, Target};
+use crate::tree::{key, Tree};
+use crate::view::{read_resource, ResourceView, NO_PRIMARY};
+use crate::wait::{Goal, Waiter};
+
+/// What a resource command works with: the tree, this host, and how long to wait for the kernel.
+pub struct Ctx {
+    /// The /mars tree.
+    pub tree: Tree,
+    /// This host.
+    pub host: String,
+    /// How long to wait for the kernel's status keys.
+    pub timeout: Duration,
+}
+
+/// What a command did to one resource.
+#[derive(Debug, Serialize)]
+pub struct Done {
+    /// The command, e.g. `primary`.
+    pub command: &'static str,
+    /// The resource.
+    pub resource: String,
+    /// This host.
+    pub host: String,
+    /// One line for people.
+    pub message: String,
+    /// The resource's state afterwards (absent once it is deleted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<ResourceView>,
+}
+
+/// What one command line did: one result per resource (`all` can give none or several).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The results, in the order the resources were handled.
+    pub results: Vec<Done>,
+}
+
+impl From<Done> for Report {
+    fn from(done: Done) -> Report {
+        Report { results: vec![done] }
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.results.is_empty() {
+            return writeln!(f, "nothing to do: no resource has a data device on this host");
+        }
+        for d in &self.results {
+            writeln!(f, "{}", d.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ctx {
+    /// The value of `k` unless missing or deleted.
+    fn get(&mut self, k: Key<'_>) -> Result<Option<String>> {
+        self.tree.value(&key(k)?)
+    }
+
+    /// Sets `k` to `value` unless it holds that value already.
+    fn set(&mut self, k: Key<'_>, value: &str) -> Result<()> {
+        let k = key(k)?;
+        if self.tree.value(&k)?.as_deref() != Some(value) {
+            self.tree.set(&k, value)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's status `item` of `res` on this host.
+    fn status(&mut self, res: &str, item: &str) -> Result<Option<String>> {
+        let k = key(Key::Status { resource: res, host: &self.host, item })?;
+        self.tree.value(&k)
+    }
+
+    /// True if the kernel reports status flag `item` of `res` as `1`.
+    fn is(&mut self, res: &str, item: &str) -> Result<bool> {
+        Ok(self.status(res, item)?.as_deref() == Some("1"))
+    }
+
+    /// True if this host is the designated primary of `res`.
+    fn designated_primary(&mut self, res: &str) -> Result<bool> {
+        Ok(self.get(Key::Primary { resource: res })?.as_deref() == Some(self.host.as_str()))
+    }
+
+    /// True if the attach switch of `res` on this host is on.
+    fn switched_up(&mut self, res: &str) -> Result<bool> {
+        let host = self.host.clone();
+        Ok(self.get(Key::Switch { resource: res, host: &host, switch: "attach" })?.as_deref() == Some("1"))
+    }
+
+    /// Waits for `goals` of `res` on this host.
+    fn wait(&mut self, res: &str, goals: &[Goal]) -> Result<()> {
+        Waiter { resource: res, host: &self.host, timeout: self.timeout }.until(&mut self.tree, goals)
+    }
+
+    /// The result of `command` on `res`, with the state it left.
+    fn done(&mut self, command: &'static str, res: &str, message: String) -> Result<Done> {
+        let state = read_resource(&mut self.tree, res, &self.host)?;
+        Ok(Done { command, resource: res.to_string(), host: self.host.clone(), message, state: Some(state) })
+    }
+
+    /// Fails unless this host is a member of the cluster in the tree (`ips/ip-HOST`).
+    fn require_member(&mut self) -> Result<()> {
+        let host = self.host.clone();
+        if self.get(Key::HostAddress { host: &host })?.is_none() {
+            bail!(
+                "host {host} is not a member of the cluster in /mars: run `marsadm create-cluster` first \
+                 (or give this host's MARS name with --host)"
+            );
+        }
+        Ok(())
+    }
+
+    /// `name`, checked to be a valid name of an existing resource that is not being deleted.
+    fn existing<'n>(&mut self, name: &'n str) -> Result<&'n str> {
+        let res = checks::resource_name(name)?;
+        if !self.tree.resource_exists(res)? {
+            return Err(unknown_resource(res));
+        }
+        if self.deleting(res)? {
+            bail!("resource {res} is being deleted: wait until `marsadm view all` no longer lists it");
+        }
+        Ok(res)
+    }
+
+    /// True if `todo-global/delete-RES` asks for the deletion of `res`.
+    fn deleting(&mut self, res: &str) -> Result<bool> {
+        Ok(self.get(Key::GlobalRequest { item: &format!("delete-{res}") })?.as_deref() == Some("1"))
+    }
+
+    /// `name`, checked like [`Ctx::existing`], and to have a data device on this host.
+    fn local<'n>(&mut self, name: &'n str) -> Result<&'n str> {
+        let res = self.existing(name)?;
+        let host = self.host.clone();
+        if self.get(Key::DataDevice { resource: res, host: &host })?.is_none() {
+            bail!("resource {res} has no data device on host {host}: it is not set up on this host");
+        }
+        Ok(res)
+    }
+
+    /// The resources `target` names: one (checked by [`Ctx::local`]), or for `all` every
+    /// resource with a data device on this host that is not being deleted.
+    fn targets(&mut self, target: &Target) -> Result<Vec<String>> {
+        match target {
+            Target::One(name) => Ok(vec![self.local(name)?.to_string()]),
+            Target::All => {
+                let host = self.host.clone();
+                let mut names = Vec::new();
+                for res in self.tree.resource_dirs()? {
+                    if self.tree.resource_exists(&res)?
+                        && !self.deleting(&res)?
+                        && self.get(Key::DataDevice { resource: &res, host: &host })?.is_some()
+                    {
+                        names.push(res);
+                    }
+                }
+                Ok(names)
+            }
+        }
+    }
+
+    /// Fails if `/dev/mars/RES` exists here and is open: the kernel would refuse to remove it.
+    fn refuse_in_use(&mut self, res: &str, command: &str) -> Result<()> {
+        if !self.is(res, "is-primary")? {
+            return Ok(());
+        }
+        let openers = match self.status(res, "open-count")? {
+            Some(v) => v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?,
+            None => 0,
+        };
+        if openers > 0 {
+            bail!(
+                "/dev/mars/{res} is in use on {} ({openers} opener(s)): unmount it or stop the programs using it, \
+                 then run `marsadm {command} {res}` again",
+                self.host
+            );
+        }
+        Ok(())
+    }
+
+    /// The resource already using the data device `device` on this host, if any.
+    fn resource_using(&mut self, device: &Path) -> Result<Option<String>> {
+        let host = self.host.clone();
+        let wanted = std::fs::canonicalize(device).ok();
+        for res in self.tree.resource_dirs()? {
+            let Some(other) = self.get(Key::DataDevice { resource: &res, host: &host })? else { continue };
+            let other = Path::new(&other);
+            if other == device || (wanted.is_some() && std::fs::canonicalize(other).ok() == wanted) {
+                return Ok(Some(res));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Asks the kernel for one more `item` (`log-rotate`, `log-delete`) of `res`; returns the
+    /// counter value to wait for.
+    fn bump_counter(&mut self, res: &str, item: &str) -> Result<u64> {
+        let host = self.host.clone();
+        let switch = Key::Switch { resource: res, host: &host, switch: item };
+        let counter = |k: String, v: Option<String>| -> Result<u64> {
+            v.map_or(Ok(0), |v| v.parse::<u64>().with_context(|| format!("{k} holds {v:?}, not a number")))
+        };
+        let asked = counter(key(switch)?, self.get(switch)?)?;
+        let carried_out = counter(format!("resource-{res}/actual-{host}/{item}"), self.status(res, item)?)?;
+        let next =
+            asked.max(carried_out).checked_add(1).ok_or_else(|| anyhow!("the {item} counter of {res} overflows"))?;
+        self.set(switch, &next.to_string())?;
+        Ok(next)
+    }
+}
+
+/// `marsadm create-resource NAME DEVICE [--size BYTES]`: creates resource `name` with this host
+/// as primary, its data on `device`, and waits until `/dev/mars/NAME` is there.
+/// `device_size` finds the size of the block device after checking it (see
+/// [`checks::block_device_size`]).
+pub fn create_resource(
+    ctx: &mut Ctx,
+    name: &str,
+    device: &Path,
+    size: Option<u64>,
+    device_size: impl FnOnce(&Path) -> Result<u64>,
+) -> Result<Done> {
+    ctx.require_member()?;
+    let res = checks::resource_name(name)?;
+    if ctx.tree.resource_exists(res)? {
+        if ctx.deleting(res)? {
+            bail!("resource {res} is still being deleted: wait until `marsadm view all` no longer lists it");
+        }
+        bail!("resource {res} exists already: choose another name, or remove it with `marsadm delete-resource {res}`");
+    }
+    let device = std::path::absolute(device).with_context(|| format!("cannot make {} absolute", device.display()))?;
+    let path = device.to_str().ok_or_else(|| anyhow!("{} is not a UTF-8 path", device.display()))?;
+    if let Some(other) = ctx.resource_using(&device)? {
+        bail!("{path} is the data device of resource {other} on this host already: choose another device");
+    }
+    let size = checks::resource_size(size, device_size(&device)?, &device)?;
+
+    let host = ctx.host.clone();
+    let delete = format!("delete-{res}");
+    if ctx.get(Key::GlobalRequest { item: &delete })?.is_some() {
+        // Left over from an earlier resource of this name: it would delete the new one.
+        ctx.set(Key::GlobalRequest { item: &delete }, "0")?;
+    }
+    ctx.set(Key::Size { resource: res }, &size.to_string())?;
+    ctx.set(Key::DeviceName { resource: res, host: &host }, res)?;
+    ctx.set(Key::Primary { resource: res }, &host)?;
+    ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "1")?;
+    // Last: the kernel takes up a resource once it has a data device here.
+    ctx.set(Key::DataDevice { resource: res, host: &host }, path)?;
+    ctx.wait(
+        res,
+        &[Goal::Status { item: "is-attached", value: "1" }, Goal::Status { item: "is-primary", value: "1" }],
+    )?;
+    ctx.done(
+        "create-resource",
+        res,
+        format!("created resource {res}: {size} bytes on {path}, /dev/mars/{res} is ready on {host}"),
+    )
+}
+
+/// `marsadm primary [--force] NAME`: makes this host primary, so `/dev/mars/NAME` appears here.
+/// Without `force` it refuses while another host is the designated primary.
+pub fn primary(ctx: &mut Ctx, name: &str, force: bool) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    if let Some(other) = ctx.get(Key::Primary { resource: res })? {
+        if other != host && other != NO_PRIMARY && !force {
+            bail!(
+                "{other} is the designated primary of {res}: run `marsadm secondary {res}` first, \
+                 or `marsadm primary --force {res}`"
+            );
+        }
+    }
+    if !ctx.switched_up(res)? {
+        bail!("{res} is down on {host}: run `marsadm up {res}` first");
+    }
+    ctx.set(Key::Primary { resource: res }, &host)?;
+    ctx.wait(
+        res,
+        &[Goal::Status { item: "is-attached", value: "1" }, Goal::Status { item: "is-primary", value: "1" }],
+    )?;
+    ctx.done("primary", res, format!("{res}: {host} is primary, /dev/mars/{res} is ready"))
+}
+
+/// `marsadm secondary NAME`: no host is primary any more; `/dev/mars/NAME` goes away here.
+pub fn secondary(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    ctx.refuse_in_use(res, "secondary")?;
+    ctx.set(Key::Primary { resource: res }, NO_PRIMARY)?;
+    ctx.wait(res, &[Goal::Status { item: "is-primary", value: "0" }])?;
+    let host = ctx.host.clone();
+    ctx.done("secondary", res, format!("{res}: {host} is secondary, /dev/mars/{res} is gone"))
+}
+
+/// `marsadm up NAME|all`: attaches the data device (and the device comes back if this host is
+/// the designated primary).
+pub fn up(ctx: &mut Ctx, target: &Target) -> Result<Report> {
+    ctx.require_member()?;
+    let names = ctx.targets(target)?;
+    let host = ctx.host.clone();
+    let mut results = Vec::new();
+    for res in &names {
+        ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "1")?;
+        let mut goals = vec![Goal::Status { item: "is-attached", value: "1" }];
+        let primary = ctx.designated_primary(res)?;
+        if primary {
+            goals.push(Goal::Status { item: "is-primary", value: "1" });
+        }
+        ctx.wait(res, &goals)?;
+        let also = if primary { format!(", /dev/mars/{res} is ready") } else { String::new() };
+        results.push(ctx.done("up", res, format!("{res}: attached on {host}{also}"))?);
+    }
+    Ok(Report { results })
+}
+
+/// `marsadm down NAME|all`: makes a primary secondary first, then detaches the data device.
+pub fn down(ctx: &mut Ctx, target: &Target) -> Result<Report> {
+    ctx.require_member()?;
+    let names = ctx.targets(target)?;
+    for res in &names {
+        ctx.refuse_in_use(res, "down")?;
+    }
+    let host = ctx.host.clone();
+    let mut results = Vec::new();
+    for res in &names {
+        if ctx.designated_primary(res)? || ctx.is(res, "is-primary")? {
+            ctx.set(Key::Primary { resource: res }, NO_PRIMARY)?;
+            ctx.wait(res, &[Goal::Status { item: "is-primary", value: "0" }])?;
+        }
+        ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "0")?;
+        ctx.wait(res, &[Goal::Status { item: "is-attached", value: "0" }])?;
+        results.push(ctx.done("down", res, format!("{res}: detached on {host}"))?);
+    }
+    Ok(Report { results })
+}
+
+/// `marsadm log-rotate NAME`: the primary starts a new logfile.
+pub fn log_rotate(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    if !ctx.is(res, "is-primary")? {
+        bail!("{res} is not primary on {}: only the primary writes logfiles", ctx.host);
+    }
+    let n = ctx.bump_counter(res, "log-rotate")?;
+    ctx.wait(res, &[Goal::Counter { item: "log-rotate", at_least: n }])?;
+    let mut done = ctx.done("log-rotate", res, String::new())?;
+    done.message = match done.state.as_ref().and_then(|s| s.log_file.as_deref()) {
+        Some(file) => format!("{res}: logfile rotated, now writing {file}"),
+        None => format!("{res}: logfile rotated"),
+    };
+    Ok(done)
+}
+
+/// `marsadm log-delete NAME`: deletes the logfiles whose every record is on the data device.
+pub fn log_delete(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    if !ctx.is(res, "is-attached")? {
+        bail!("{res} is not attached on {}: run `marsadm up {res}` first", ctx.host);
+    }
+    let n = ctx.bump_counter(res, "log-delete")?;
+    ctx.wait(res, &[Goal::Counter { item: "log-delete", at_least: n }])?;
+    let left = ctx.tree.resource_contents(res)?.map_or(0, |c| c.logfiles);
+    ctx.done("log-delete", res, format!("{res}: deleted the logfiles that are written back; {left} logfile(s) left"))
+}
+
+/// `marsadm delete-resource NAME`: removes the resource on every host; it must be down here.
+pub fn delete_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    ctx.require_member()?;
+    let res = checks::resource_name(name)?;
+    if !ctx.tree.resource_exists(res)? {
+        return Err(unknown_resource(res));
+    }
+    if ctx.switched_up(res)? || ctx.is(res, "is-attached")? || ctx.is(res, "is-primary")? {
+        bail!("{res} is still up on {}: run `marsadm down {res}` first", ctx.host);
+    }
+    ctx.set(Key::GlobalRequest { item: &format!("delete-{res}") }, "1")?;
+    ctx.wait(res, &[Goal::Deleted])?;
+    Ok(Done {
+        command: "delete-resource",
+        resource: res.to_string(),
+        host: ctx.host.clone(),
+        message: format!("deleted resource {res}"),
+        state: None,
+    })
+}
+
+/// `marsadm wait-resource NAME|all`: waits until the kernel's status matches the switches
+/// (attached when up, `/dev/mars/NAME` present when up and designated primary here).
+pub fn wait_resource(ctx: &mut Ctx, target: &Target) -> Result<Report> {
+    ctx.require_member()?;
+    let names = ctx.targets(target)?;
+    let mut results = Vec::new();
+    for res in &names {
+        let up = ctx.switched_up(res)?;
+        let primary = up && ctx.designated_primary(res)?;
+        let flag = |b: bool| if b { "1" } else { "0" };
+        ctx.wait(
+            res,
+            &[
+                Goal::Status { item: "is-attached", value: flag(up) },
+                Goal::Status { item: "is-primary", value: flag(primary) },
+            ],
+        )?;
+        let what = match (up, primary) {
+            (true, true) => "attached and primary",
+            (true, false) => "attached",
+            _ => "detached",
+        };
+        results.push(ctx.done("wait-resource", res, format!("{res}: {what} on {}", ctx.host))?);
+    }
+    Ok(Report { results })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::thread::JoinHandle;
+
+    use mars_core::lamport::Stamp;
+
+    const GIB: u64 = 1 << 30;
+
+    /// A stand-in for mars.ko's strategy thread: carries out the switches of
+    /// docs/resource-control.md every 10 ms by writing the status keys.
+    struct FakeKernel {
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl FakeKernel {
+        fn start(root: &Path) -> FakeKernel {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (root, flag) = (root.to_path_buf(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    round(&root).expect("fake kernel round");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            });
+            FakeKernel { stop, thread: Some(thread) }
+        }
+    }
+
+    impl Drop for FakeKernel {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                t.join().expect("fake kernel thread");
+            }
+        }
+    }
+
+    fn round(root: &Path) -> Result<()> {
+        let mut tree = Tree::new(root, "node1", Stamp::ZERO);
+        for res in tree.resource_dirs()? {
+            let k = |item: &str| format!("resource-{res}/{item}");
+            let on =
+                |tree: &mut Tree, item: &str| -> Result<bool> { Ok(tree.value(&k(item))?.as_deref() == Some("1")) };
+            if tree.value(&format!("todo-global/delete-{res}"))?.as_deref() == Some("1") {
+                if !on(&mut tree, "actual-node1/is-attached")? {
+                    std::fs::remove_dir_all(root.join(format!("resource-{res}")))?;
+                }
+                continue;
+            }
+            if tree.value(&k("data-node1"))?.is_none() {
+                continue;
+            }
+            let attach = on(&mut tree, "todo-node1/attach")?;
+            let want_primary = tree.value(&k("primary"))?.as_deref() == Some("node1");
+            // Attach when asked; be primary while designated and attached; detach only when
+            // no longer primary.
+            let attached = attach || on(&mut tree, "actual-node1/is-attached")?;
+            let primary = want_primary && attached;
+            let attached = attached && (attach || primary);
+            let flag = |b: bool| if b { "1" } else { "0" };
+            let mut put = |item: &str, v: &str| -> Result<()> {
+                if tree.value(&k(item))?.as_deref() != Some(v) {
+                    tree.set(&k(item), v)?;
+                }
+                Ok(())
+            };
+            put("actual-node1/is-attached", flag(attached))?;
+            put("actual-node1/is-primary", flag(primary))?;
+            put("actual-node1/error", "")?;
+            for counter in ["log-rotate", "log-delete"] {
+                if let Some(n) = tree.value(&k(&format!("todo-node1/{counter}")))? {
+                    let seq: u64 = n.parse()?;
+                    if counter == "log-rotate" {
+                        tree.set(&k("actual-node1/log"), &format!("log-{:09}-node1,0", seq + 1))?;
+                    }
+                    tree.set(&k(&format!("actual-node1/{counter}")), &n)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A tree in which node1 is a cluster member.
+    fn member(dir: &Path) -> Ctx {
+        let mut tree = Tree::new(dir, "node1", Stamp::ZERO);
+        tree.set("ips/ip-node1", "192.0.2.1").expect("member");
+        Ctx { tree, host: "node1".into(), timeout: Duration::from_secs(5) }
+    }
+
+    fn gib(_: &Path) -> Result<u64> {
+        Ok(GIB)
+    }
+
+    /// Every entry and file under `dir`, to check that nothing was written.
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let target = std::fs::read_link(&p).map(|t| t.display().to_string()).unwrap_or_default();
+                if p.is_dir() && target.is_empty() {
+                    dirs.push(p.clone());
+                }
+                out.push((p, target));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    fn value(ctx: &mut Ctx, k: &str) -> Option<String> {
+        ctx.tree.value(k).unwrap()
+    }
+
+    #[test]
+    fn a_resource_from_creation_to_deletion() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        let _kernel = FakeKernel::start(dir.path());
+
+        let d = create_resource(&mut ctx, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+        assert_eq!(d.message, "created resource r0: 134217728 bytes on /dev/vda, /dev/mars/r0 is ready on node1");
+        for (k, v) in [
+            ("resource-r0/size", "134217728"),
+            ("resource-r0/data-node1", "/dev/vda"),
+            ("resource-r0/device-node1", "r0"),
+            ("resource-r0/primary", "node1"),
+            ("resource-r0/todo-node1/attach", "1"),
+        ] {
+            assert_eq!(value(&mut ctx, k).as_deref(), Some(v), "{k}");
+        }
+        let state = d.state.expect("state");
+        assert_eq!((state.is_attached, state.is_primary), (Some(true), Some(true)));
+
+        let d = secondary(&mut ctx, "r0").expect("secondary");
+        assert_eq!(d.message, "r0: node1 is secondary, /dev/mars/r0 is gone");
+        assert_eq!(value(&mut ctx, "resource-r0/primary").as_deref(), Some("(none)"));
+        assert_eq!(d.state.expect("state").is_primary, Some(false));
+        let d = primary(&mut ctx, "r0", false).expect("primary");
+        assert_eq!(d.message, "r0: node1 is primary, /dev/mars/r0 is ready");
+
+        let d = log_rotate(&mut ctx, "r0").expect("rotates");
+        assert_eq!(d.message, "r0: logfile rotated, now writing log-000000002-node1");
+        log_rotate(&mut ctx, "r0").expect("rotates again");
+        assert_eq!(value(&mut ctx, "resource-r0/todo-node1/log-rotate").as_deref(), Some("2"));
+        let d = log_delete(&mut ctx, "r0").expect("deletes logs");
+        assert_eq!(d.message, "r0: deleted the logfiles that are written back; 0 logfile(s) left");
+        assert_eq!(value(&mut ctx, "resource-r0/actual-node1/log-delete").as_deref(), Some("1"));
+
+        let e = delete_resource(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("is still up on node1: run `marsadm down r0` first"), "{e}");
+        let report = down(&mut ctx, &Target::One("r0".into())).expect("down");
+        assert_eq!(report.to_string(), "r0: detached on node1\n");
+        assert_eq!(value(&mut ctx, "resource-r0/primary").as_deref(), Some("(none)"));
+        assert_eq!(value(&mut ctx, "resource-r0/todo-node1/attach").as_deref(), Some("0"));
+        let e = primary(&mut ctx, "r0", false).unwrap_err();
+        assert!(e.to_string().contains("r0 is down on node1: run `marsadm up r0` first"), "{e}");
+        let e = log_delete(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("is not attached on node1"), "{e}");
+
+        let d = delete_resource(&mut ctx, "r0").expect("deletes");
+        assert_eq!(d.message, "deleted resource r0");
+        assert!(!dir.path().join("resource-r0").exists());
+        let e = secondary(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("unknown resource r0"), "{e}");
+
+        // The old delete request must not delete a new resource of the same name.
+        create_resource(&mut ctx, "r0", Path::new("/dev/vda"), None, gib).expect("creates again");
+        assert_eq!(value(&mut ctx, "todo-global/delete-r0").as_deref(), Some("0"));
+        assert_eq!(value(&mut ctx, "resource-r0/size").as_deref(), Some("1073741824"));
+    }
+
+    #[test]
+    fn up_and_down_all() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        let _kernel = FakeKernel::start(dir.path());
+        create_resource(&mut ctx, "r0", Path::new("/dev/vda"), None, gib).expect("creates r0");
+        create_resource(&mut ctx, "r1", Path::new("/dev/vdc"), None, gib).expect("creates r1");
+        secondary(&mut ctx, "r1").expect("secondary");
+        // A resource without a data device here is not part of `all`.
+        ctx.tree.set("resource-other/size", "1048576").unwrap();
+
+        let report = down(&mut ctx, &Target::All).expect("down all");
+        assert_eq!(report.to_string(), "r0: detached on node1\nr1: detached on node1\n");
+        let report = up(&mut ctx, &Target::All).expect("up all");
+        assert_eq!(report.to_string(), "r0: attached on node1\nr1: attached on node1\n");
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["results"][0]["command"], "up");
+        assert_eq!(json["results"][1]["state"]["is_attached"], true);
+        let report = wait_resource(&mut ctx, &Target::One("r0".into())).expect("waits");
+        assert_eq!(report.to_string(), "r0: attached on node1\n");
+        primary(&mut ctx, "r0", false).expect("primary");
+        let report = wait_resource(&mut ctx, &Target::All).expect("waits");
+        assert_eq!(report.to_string(), "r0: attached and primary on node1\nr1: attached on node1\n");
+        // up on the designated primary brings the device back.
+        down(&mut ctx, &Target::One("r1".into())).expect("down r1");
+        ctx.tree.set("resource-r1/primary", "node1").unwrap();
+        let report = up(&mut ctx, &Target::One("r1".into())).expect("up r1");
+        assert_eq!(report.to_string(), "r1: attached on node1, /dev/mars/r1 is ready\n");
+
+        let e = up(&mut ctx, &Target::One("other".into())).unwrap_err();
+        assert!(e.to_string().contains("resource other has no data device on host node1"), "{e}");
+    }
+
+    #[test]
+    fn empty_all_reports_nothing_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        let report = up(&mut ctx, &Target::All).expect("nothing to do");
+        assert!(report.results.is_empty());
+        assert_eq!(report.to_string(), "nothing to do: no resource has a data device on this host\n");
+    }
+
+    #[test]
+    fn create_resource_checks_before_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut not_member =
+            Ctx { tree: Tree::new(dir.path(), "node1", Stamp::ZERO), host: "node1".into(), timeout: Duration::ZERO };
+        let e = create_resource(&mut not_member, "r0", Path::new("/dev/vda"), None, gib).unwrap_err();
+        assert!(e.to_string().contains("host node1 is not a member of the cluster"), "{e}");
+        assert!(snapshot(dir.path()).is_empty());
+
+        let mut ctx = member(dir.path());
+        ctx.tree.set("resource-r1/size", "1048576").unwrap();
+        ctx.tree.set("resource-r1/data-node1", "/dev/vdc").unwrap();
+        let before = snapshot(dir.path());
+        let refused =
+            |ctx: &mut Ctx, name: &str, dev: &str, size: Option<u64>, device_size: fn(&Path) -> Result<u64>| {
+                create_resource(ctx, name, Path::new(dev), size, device_size).unwrap_err().to_string()
+            };
+        let e = refused(&mut ctx, "R0", "/dev/vda", None, gib);
+        assert!(e.contains("cannot be used as a resource name"), "{e}");
+        let e = refused(&mut ctx, &"r".repeat(27), "/dev/vda", None, gib);
+        assert!(e.contains("the limit is 26"), "{e}");
+        let e = refused(&mut ctx, "r1", "/dev/vda", None, gib);
+        assert!(e.contains("resource r1 exists already"), "{e}");
+        let e = refused(&mut ctx, "r0", "/dev/vdc", None, gib);
+        assert!(e.contains("/dev/vdc is the data device of resource r1"), "{e}");
+        let e = refused(&mut ctx, "r0", "/dev/vda", None, |p| Err(anyhow!("{} is in use (mounted)", p.display())));
+        assert!(e.contains("/dev/vda is in use"), "{e}");
+        let e = refused(&mut ctx, "r0", "/dev/vda", Some(2 * GIB), gib);
+        assert!(e.contains("--size 2147483648 is larger than /dev/vda"), "{e}");
+        let e = refused(&mut ctx, "r0", "/dev/vda", None, |_| Ok(4096));
+        assert!(e.contains("at least 1048576 bytes"), "{e}");
+        assert_eq!(snapshot(dir.path()), before);
+        ctx.tree.set("todo-global/delete-r1", "1").unwrap();
+        let before = snapshot(dir.path());
+        let e = refused(&mut ctx, "r1", "/dev/vda", None, gib);
+        assert!(e.contains("resource r1 is still being deleted"), "{e}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn relative_device_paths_are_stored_absolute() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        ctx.timeout = Duration::ZERO;
+        let e = create_resource(&mut ctx, "r0", Path::new("vda"), None, gib).unwrap_err();
+        assert!(e.to_string().contains("timed out"), "{e}");
+        let stored = value(&mut ctx, "resource-r0/data-node1").expect("stored");
+        assert!(Path::new(&stored).is_absolute() && stored.ends_with("/vda"), "{stored}");
+    }
+
+    #[test]
+    fn a_timeout_says_what_was_awaited_and_keeps_the_request() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        ctx.timeout = Duration::from_millis(200);
+        let e = create_resource(&mut ctx, "r0", Path::new("/dev/vda"), None, gib).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("r0: timed out after 0.2 s waiting for resource-r0/actual-node1/is-attached to be 1"),
+            "{e}"
+        );
+        assert_eq!(value(&mut ctx, "resource-r0/data-node1").as_deref(), Some("/dev/vda"));
+        ctx.tree.set("resource-r0/actual-node1/error", "cannot attach data device /dev/vda: error -16").unwrap();
+        let e = up(&mut ctx, &Target::One("r0".into())).unwrap_err();
+        assert!(
+            e.to_string().starts_with("r0: mars.ko on node1 says: cannot attach data device /dev/vda: error -16"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secondary_and_down_refuse_while_the_device_is_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        for (k, v) in [
+            ("resource-r0/size", "1048576"),
+            ("resource-r0/data-node1", "/dev/vda"),
+            ("resource-r0/primary", "node1"),
+            ("resource-r0/todo-node1/attach", "1"),
+            ("resource-r0/actual-node1/is-attached", "1"),
+            ("resource-r0/actual-node1/is-primary", "1"),
+            ("resource-r0/actual-node1/open-count", "1"),
+        ] {
+            ctx.tree.set(k, v).unwrap();
+        }
+        let before = snapshot(dir.path());
+        let e = secondary(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("/dev/mars/r0 is in use on node1 (1 opener(s))"), "{e}");
+        assert!(e.to_string().contains("then run `marsadm secondary r0` again"), "{e}");
+        let e = down(&mut ctx, &Target::All).unwrap_err();
+        assert!(e.to_string().contains("is in use"), "{e}");
+        let e = delete_resource(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("still up"), "{e}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn primary_respects_another_designated_primary_unless_forced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        let _kernel = FakeKernel::start(dir.path());
+        create_resource(&mut ctx, "r0", Path::new("/dev/vda"), None, gib).expect("creates");
+        secondary(&mut ctx, "r0").expect("secondary");
+        ctx.tree.set("resource-r0/primary", "node2").unwrap();
+        let e = primary(&mut ctx, "r0", false).unwrap_err();
+        assert!(e.to_string().contains("node2 is the designated primary of r0"), "{e}");
+        let e = log_rotate(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("r0 is not primary on node1"), "{e}");
+        primary(&mut ctx, "r0", true).expect("forced");
+        assert_eq!(value(&mut ctx, "resource-r0/primary").as_deref(), Some("node1"));
+    }
+
+    #[test]
+    fn commands_on_unknown_or_deleting_resources_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        ctx.tree.set("resource-r0/size", "1048576").unwrap();
+        ctx.tree.set("resource-r0/data-node1", "/dev/vda").unwrap();
+        ctx.tree.set("todo-global/delete-r0", "1").unwrap();
+        let before = snapshot(dir.path());
+        let unknown: [fn(&mut Ctx) -> Result<()>; 7] = [
+            |c| primary(c, "nope", false).map(drop),
+            |c| secondary(c, "nope").map(drop),
+            |c| up(c, &Target::One("nope".into())).map(drop),
+            |c| down(c, &Target::One("nope".into())).map(drop),
+            |c| log_rotate(c, "nope").map(drop),
+            |c| log_delete(c, "nope").map(drop),
+            |c| delete_resource(c, "nope").map(drop),
+        ];
+        for cmd in unknown {
+            let e = cmd(&mut ctx).unwrap_err();
+            assert!(e.to_string().starts_with("unknown resource nope: `marsadm view all` lists"), "{e}");
+        }
+        let e = primary(&mut ctx, "r0", false).unwrap_err();
+        assert!(e.to_string().contains("resource r0 is being deleted"), "{e}");
+        let e = primary(&mut ctx, "all", false).unwrap_err();
+        assert!(e.to_string().contains("takes the name of one resource"), "{e}");
+        assert!(up(&mut ctx, &Target::All).expect("skips r0").results.is_empty());
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn counters_continue_from_what_the_kernel_carried_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut ctx = member(dir.path());
+        ctx.tree.set("resource-r0/actual-node1/log-rotate", "7").unwrap();
+        assert_eq!(ctx.bump_counter("r0", "log-rotate").unwrap(), 8);
+        assert_eq!(ctx.bump_counter("r0", "log-rotate").unwrap(), 9);
+        assert_eq!(value(&mut ctx, "resource-r0/todo-node1/log-rotate").as_deref(), Some("9"));
+        ctx.tree.set("resource-r0/todo-node1/log-delete", "x").unwrap();
+        let e = ctx.bump_counter("r0", "log-delete").unwrap_err();
+        assert!(e.to_string().contains("resource-r0/todo-node1/log-delete holds \"x\", not a number"), "{e}");
+    }
+}
