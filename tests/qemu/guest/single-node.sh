@@ -19,13 +19,13 @@ fio --name=raw1m --filename=/dev/mars/r0 --offset=64M --rw=write --bs=1M --size=
 
 # A filesystem on it.
 mkfs.ext4 -q /dev/mars/r0
-mkdir -p /mnt/r0 && mount /dev/mars/r0 /mnt/r0
-fio --name=fs --directory=/mnt/r0 --rw=randwrite --bs=4k --size=16M --ioengine=psync --fsync=8 \
+mkdir -p /tmp/r0 && mount /dev/mars/r0 /tmp/r0
+fio --name=fs --directory=/tmp/r0 --rw=randwrite --bs=4k --size=16M --ioengine=psync --fsync=8 \
     --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse >/tmp/fio3 || fail "fio verify on ext4"
 expect_fail marsadm secondary r0 --timeout 3
 echo "$LAST_OUTPUT" | grep -q "in use" || fail "secondary while mounted was not refused as in use"
 [ -b /dev/mars/r0 ] || fail "/dev/mars/r0 vanished while mounted"
-umount /mnt/r0
+umount /tmp/r0
 
 # Everything acknowledged is on the data disk once the write-back lag is zero.
 sync
