@@ -11,10 +11,15 @@ use kernel::prelude::*;
 use super::writeback::{self, Item};
 use crate::kx::bdev::BackingDevice;
 use crate::kx::file::KFile;
-use crate::mars_core::logrec::{scan_record, Expect, Stop, StopReason, HEADER_LEN, MAX_DATA};
+use crate::mars_core::logrec::{scan_record, Expect, Op, Stop, StopReason, HEADER_LEN, MAX_DATA};
 
 /// Bytes read from the logfile at a time: room for several of the largest records.
 const WINDOW: usize = 4 << 20;
+
+/// `len` rounded up to a multiple of 4 KiB.
+fn align_up(len: usize) -> usize {
+    len.div_ceil(4096).saturating_mul(4096)
+}
 
 /// What a replay did.
 pub(crate) struct Replayed {
@@ -38,13 +43,14 @@ pub(crate) fn replay(log: &KFile, dev: &BackingDevice) -> Result<Replayed> {
         let n = log.read_at(free, base.saturating_add(filled as u64))?;
         filled = filled.saturating_add(n);
         let eof = filled < WINDOW;
+        // First pass: find the window's valid records.
         let mut off = 0usize;
-        let mut items = KVec::new();
+        let mut found = KVec::new();
         let stop = loop {
             let rest = buf.get(off..filled).unwrap_or(&[]);
             match scan_record(rest, base as usize + off, expect) {
                 Ok(rec) => {
-                    items.push(Item { op: rec.header.op, sector: rec.header.sector, length: rec.header.length, data: rec.data }, GFP_KERNEL)?;
+                    found.push((rec.header, off + HEADER_LEN), GFP_KERNEL)?;
                     expect = Expect::after(&rec.header);
                     off = off.saturating_add(rec.disk_len());
                     records = records.saturating_add(1);
@@ -53,6 +59,28 @@ pub(crate) fn replay(log: &KFile, dev: &BackingDevice) -> Result<Replayed> {
                 Err(reason) => break Some(Stop { offset: base as usize + off, reason }),
             }
         };
+        // Second pass: payloads sit 64 bytes into their records, not on a block boundary, and a
+        // bio's segments must be; copy them to 4 KiB-aligned places of a staging buffer.
+        let mut staged_len = 0usize;
+        for (header, _) in found.iter() {
+            staged_len = staged_len.checked_add(align_up(header.length as usize)).ok_or(EINVAL)?;
+        }
+        let mut staging = KVVec::from_elem(0u8, staged_len, GFP_KERNEL)?;
+        let mut at = 0usize;
+        for (header, data_at) in found.iter() {
+            let len = if header.op == Op::Write { header.length as usize } else { 0 };
+            let from = buf.get(*data_at..data_at + len).ok_or(EINVAL)?;
+            staging.get_mut(at..at + len).ok_or(EINVAL)?.copy_from_slice(from);
+            at += align_up(header.length as usize);
+        }
+        let mut items = KVec::with_capacity(found.len(), GFP_KERNEL)?;
+        let mut at = 0usize;
+        for (header, _) in found.iter() {
+            let len = if header.op == Op::Write { header.length as usize } else { 0 };
+            let data = staging.get(at..at + len).ok_or(EINVAL)?;
+            items.push(Item { op: header.op, sector: header.sector, length: header.length, data }, GFP_KERNEL)?;
+            at += align_up(header.length as usize);
+        }
         writeback::apply(dev, &items)?;
         drop(items);
         if let Some(stop) = stop {

@@ -193,6 +193,10 @@ impl Strategy {
                 return Ok(());
             }
         }
+        if item == "error" && !value.is_empty() {
+            // Logged when it changes, not every round.
+            pr_err!("resource {}: {}\n", resource, value);
+        }
         let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
         tree_store::put(&entry, &mut buf)
     }

@@ -2,18 +2,27 @@
 //! as JSON for scripts; errors likewise (text on stderr, or a JSON object on stdout).
 
 use std::fmt::Display;
+use std::io::{ErrorKind, Write};
 
 use anyhow::Result;
 use serde::Serialize;
 
 /// Prints `value` as pretty JSON when `json` is set, else through its `Display` text.
+///
+/// A reader that goes away early (`marsadm view | head -1`) is not an error: the output simply
+/// stops there.
 pub fn emit<T: Serialize + Display>(value: &T, json: bool) -> Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(value)?);
-    } else {
-        print!("{value}");
+    let text = if json { format!("{}\n", serde_json::to_string_pretty(value)?) } else { value.to_string() };
+    write_stdout(&text)
+}
+
+/// Writes `text` to stdout, treating a closed pipe as the reader's choice to stop.
+fn write_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 /// The JSON shape of a failed command.
@@ -31,7 +40,9 @@ pub fn print_error(err: &anyhow::Error, json: bool) {
             causes: err.chain().skip(1).map(ToString::to_string).collect(),
         };
         match serde_json::to_string_pretty(&e) {
-            Ok(s) => println!("{s}"),
+            Ok(s) => {
+                let _ = write_stdout(&format!("{s}\n"));
+            }
             Err(_) => eprintln!("marsadm: {err:#}"),
         }
     } else {
