@@ -25,6 +25,25 @@ int mars_vfs_symlink(const char *path, const char *target)
 	return err;
 }
 
+/* Looks up the directory DIR and gets write access to its mount; undone by dir_write_end(). */
+static int dir_write_begin(const char *dir, struct path *dir_path)
+{
+	int err = kern_path(dir, LOOKUP_DIRECTORY, dir_path);
+
+	if (err)
+		return err;
+	err = mnt_want_write(dir_path->mnt);
+	if (err)
+		path_put(dir_path);
+	return err;
+}
+
+static void dir_write_end(struct path *dir_path)
+{
+	mnt_drop_write(dir_path->mnt);
+	path_put(dir_path);
+}
+
 int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 {
 	struct qstr old_last = QSTR(old_name);
@@ -33,12 +52,9 @@ int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 	struct path dir_path;
 	int err;
 
-	err = kern_path(dir, LOOKUP_DIRECTORY, &dir_path);
+	err = dir_write_begin(dir, &dir_path);
 	if (err)
 		return err;
-	err = mnt_want_write(dir_path.mnt);
-	if (err)
-		goto out_put;
 	rd.mnt_idmap = mnt_idmap(dir_path.mnt);
 	rd.old_parent = dir_path.dentry;
 	rd.new_parent = dir_path.dentry;
@@ -47,9 +63,7 @@ int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 		err = vfs_rename(&rd);
 		end_renaming(&rd);
 	}
-	mnt_drop_write(dir_path.mnt);
-out_put:
-	path_put(&dir_path);
+	dir_write_end(&dir_path);
 	return err;
 }
 
@@ -86,12 +100,9 @@ int mars_vfs_unlink(const char *dir, const char *name)
 	struct dentry *dentry;
 	int err;
 
-	err = kern_path(dir, LOOKUP_DIRECTORY, &dir_path);
+	err = dir_write_begin(dir, &dir_path);
 	if (err)
 		return err;
-	err = mnt_want_write(dir_path.mnt);
-	if (err)
-		goto out_put;
 	dentry = start_removing(mnt_idmap(dir_path.mnt), dir_path.dentry, &last);
 	if (IS_ERR(dentry)) {
 		err = PTR_ERR(dentry);
@@ -99,9 +110,7 @@ int mars_vfs_unlink(const char *dir, const char *name)
 		err = vfs_unlink(mnt_idmap(dir_path.mnt), d_inode(dir_path.dentry), dentry, NULL);
 		end_removing(dentry);
 	}
-	mnt_drop_write(dir_path.mnt);
-out_put:
-	path_put(&dir_path);
+	dir_write_end(&dir_path);
 	return err;
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Resource {
     name: KVec<u8>,
     primary: Option<Primary>,
     dev: Option<Arc<BackingDevice>>,
+    /// The logfile whose damage stopped the replay at attach; reported until detach.
+    damaged: Option<KVec<u8>>,
 }
 
 /// What the strategy publishes about a resource.
@@ -50,6 +52,8 @@ pub(crate) struct ResourceView<'a> {
     pub(crate) log_name: &'a [u8],
     /// Logger counters, if primary.
     pub(crate) stats: Option<LoggerStats>,
+    /// The logfile whose damage stopped the replay at attach, if any.
+    pub(crate) damaged: Option<&'a [u8]>,
 }
 
 impl Resource {
@@ -57,7 +61,7 @@ impl Resource {
     pub(crate) fn new(name: &[u8]) -> Result<Resource> {
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
-        Ok(Resource { name: owned, primary: None, dev: None })
+        Ok(Resource { name: owned, primary: None, dev: None, damaged: None })
     }
 
     /// The resource's name.
@@ -73,6 +77,7 @@ impl Resource {
             openers: self.primary.as_ref().map_or(0, |p| p.disk.openers()),
             log_name: self.primary.as_ref().map_or(&[][..], |p| &p.log_name),
             stats: self.primary.as_ref().map(|p| p.logger.stats()),
+            damaged: self.damaged.as_deref(),
         }
     }
 
@@ -82,10 +87,11 @@ impl Resource {
     }
 
     /// Opens the data device at `path` and replays every logfile onto it, oldest first.
-    /// A damaged logfile stops the replay at its last good record: reported, not fatal.
-    pub(crate) fn attach(&mut self, path: &[u8], size: u64, host: &str) -> Result<Option<KVec<u8>>> {
+    /// A damaged logfile stops the replay at its last good record: reported (see
+    /// [`ResourceView::damaged`]), not fatal.
+    pub(crate) fn attach(&mut self, path: &[u8], size: u64, host: &str) -> Result {
         if self.dev.is_some() {
-            return Ok(None);
+            return Ok(());
         }
         let dev = BackingDevice::open(&KPath::join(&[path])?)?;
         let have = dev.sectors().saturating_mul(512);
@@ -123,7 +129,8 @@ impl Resource {
             }
         }
         self.dev = Some(Arc::new(dev, GFP_KERNEL)?);
-        Ok(problem)
+        self.damaged = problem;
+        Ok(())
     }
 
     /// Sequence numbers of this host's logfiles, ascending.
@@ -191,6 +198,7 @@ impl Resource {
             return Err(EBUSY);
         }
         self.dev = None;
+        self.damaged = None;
         Ok(())
     }
 }

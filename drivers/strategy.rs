@@ -118,23 +118,8 @@ impl Strategy {
         let r = list.get_mut(index).ok_or(EINVAL)?;
         let mut error = TextBuf::new();
         if want_attach {
-            match r.attach(&data, size, host) {
-                Ok(Some(damaged)) => {
-                    let _ = write!(
-                        error,
-                        "logfile {} is damaged: replay stopped at its last good record (see dmesg)",
-                        tree_store::text(&damaged)
-                    );
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    let _ = write!(
-                        error,
-                        "cannot attach data device {}: error {}",
-                        tree_store::text(&data),
-                        e.to_errno()
-                    );
-                }
+            if let Err(e) = r.attach(&data, size, host) {
+                let _ = write!(error, "cannot attach data device {}: error {}", tree_store::text(&data), e.to_errno());
             }
         }
         if want_primary && want_attach && r.view().attached {
@@ -168,6 +153,13 @@ impl Strategy {
         let mut lag = TextBuf::new();
         let mut emergency = "0";
         let mut error = TextBuf::from(error);
+        if let (Some(damaged), true) = (view.damaged, error.as_str().is_empty()) {
+            let _ = write!(
+                error,
+                "logfile {} is damaged: replay stopped at its last good record (see dmesg)",
+                tree_store::text(damaged)
+            );
+        }
         if let Some(stats) = view.stats {
             if stats.writeback_error != 0 && error.as_str().is_empty() {
                 let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);

@@ -87,10 +87,10 @@ impl IncomingBio {
         core::mem::forget(self);
         inflight.count.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(inflight.clone()).cast::<c_void>().cast_mut();
-        // SAFETY: `bio` is live and, as `self` is forgotten, handed over exactly once: the glue
-        // ends it when the clone completes. `dev`'s file is open, and the caller keeps it open
-        // until `inflight` is idle. `private` is an `Arc<Inflight>` reference that
-        // `mars_rust_remap_done` takes back exactly once.
+        // `bio` is handed over exactly once (`self` is forgotten); the glue ends it when the clone
+        // completes. The caller keeps `dev` open until `inflight` is idle.
+        // SAFETY: `bio` is live; `dev`'s file is open; `private` is an `Arc<Inflight>` reference
+        // that `mars_rust_remap_done` takes back exactly once.
         unsafe { shim::mars_bio_remap(bio.as_ptr(), dev.file_ptr(), private) };
     }
 
