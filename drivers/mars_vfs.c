@@ -93,7 +93,8 @@ out_put:
 	return ret;
 }
 
-int mars_vfs_unlink(const char *dir, const char *name)
+/* Removes DIR/NAME: a directory (which must be empty) if IS_DIR, else any other entry. */
+static int mars_vfs_remove(const char *dir, const char *name, bool is_dir)
 {
 	struct qstr last = QSTR(name);
 	struct path dir_path;
@@ -107,11 +108,24 @@ int mars_vfs_unlink(const char *dir, const char *name)
 	if (IS_ERR(dentry)) {
 		err = PTR_ERR(dentry);
 	} else {
-		err = vfs_unlink(mnt_idmap(dir_path.mnt), d_inode(dir_path.dentry), dentry, NULL);
+		if (is_dir)
+			err = vfs_rmdir(mnt_idmap(dir_path.mnt), d_inode(dir_path.dentry), dentry, NULL);
+		else
+			err = vfs_unlink(mnt_idmap(dir_path.mnt), d_inode(dir_path.dentry), dentry, NULL);
 		end_removing(dentry);
 	}
 	dir_write_end(&dir_path);
 	return err;
+}
+
+int mars_vfs_unlink(const char *dir, const char *name)
+{
+	return mars_vfs_remove(dir, name, false);
+}
+
+int mars_vfs_rmdir(const char *dir, const char *name)
+{
+	return mars_vfs_remove(dir, name, true);
 }
 
 int mars_vfs_mkdir(const char *path, umode_t mode)

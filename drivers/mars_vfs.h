@@ -25,6 +25,9 @@ ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size);
 /* Removes the non-directory DIR/NAME. */
 int mars_vfs_unlink(const char *dir, const char *name);
 
+/* Removes the empty directory DIR/NAME. */
+int mars_vfs_rmdir(const char *dir, const char *name);
+
 /* Creates the directory PATH with MODE; -EEXIST if PATH exists. */
 int mars_vfs_mkdir(const char *path, umode_t mode);
 

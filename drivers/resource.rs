@@ -192,6 +192,27 @@ impl Resource {
         Ok(())
     }
 
+    /// Deletes this host's logfiles whose records are all on the data device: every one but the
+    /// logfile being written (attach replays them all, and a stopping logger drains its
+    /// write-back). Returns how many were deleted; `ENODEV` when not attached.
+    pub(crate) fn delete_logs(&self, host: &str) -> Result<u32> {
+        if self.dev.is_none() {
+            return Err(ENODEV);
+        }
+        let dir = self.dir()?;
+        let current = self.primary.as_ref().map(|p| &p.log_name[..]);
+        let mut deleted = 0u32;
+        for seq in self.logfile_seqs(host)? {
+            let name = logfile_name(seq, host)?;
+            if Some(&name[..]) == current {
+                continue;
+            }
+            vfs::unlink(&dir, &KPath::join(&[&name])?)?;
+            deleted = deleted.saturating_add(1);
+        }
+        Ok(deleted)
+    }
+
     /// Releases the data device; `EBUSY` while primary.
     pub(crate) fn detach(&mut self) -> Result {
         if self.primary.is_some() {

@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use crate::kx::kthread::Rounds;
+use crate::kx::vfs::{self, KPath};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
@@ -95,8 +96,13 @@ impl Strategy {
         }
     }
 
-    /// One resource: attach/detach and primary/secondary as its switches say, then status.
+    /// One resource: deletion, attach/detach and primary/secondary as its switches say, status.
     fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
+        let mut request = TextBuf::new();
+        let _ = write!(request, "delete-{res}");
+        if self.value(Key::GlobalRequest { item: request.as_str() })?.is_some_and(|v| v == b"1") {
+            return self.delete(list, res);
+        }
         let Some(data) = self.value(Key::DataDevice { resource: res, host })? else {
             return Ok(()); // No data device here: not our resource.
         };
@@ -134,10 +140,56 @@ impl Strategy {
                 }
             }
         }
+        self.carry_out_log_delete(res, host, r, &mut error)?;
         if !want_attach && r.detach().is_err() {
             let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
         }
         self.publish_resource(res, host, r, error.as_str())
+    }
+
+    /// `marsadm delete-resource`: once the resource is detached here, remove its directory (its
+    /// keys and logfiles) and forget it.
+    fn delete(&self, list: &mut KVec<Resource>, res: &str) -> Result {
+        if let Some(i) = list.iter().position(|r| r.name() == res.as_bytes()) {
+            let r = list.get_mut(i).ok_or(EINVAL)?;
+            if r.view().attached {
+                return Ok(()); // marsadm refuses this; wait for `down`.
+            }
+            let _ = list.remove(i);
+        }
+        let root = KPath::join(&[tree_store::ROOT])?;
+        let mut dir = TextBuf::new();
+        let _ = write!(dir, "resource-{res}");
+        vfs::remove_tree(&root, dir.as_str().as_bytes(), 3)?;
+        pr_info!("resource {}: deleted\n", res);
+        Ok(())
+    }
+
+    /// Reads a request counter (`todo-HOST/ITEM`) or a done counter (`actual-HOST/ITEM`); 0 if unset.
+    fn counter(&self, key: Key<'_>) -> Result<u64> {
+        Ok(self.value(key)?.and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok())).unwrap_or(0))
+    }
+
+    /// `marsadm log-delete`: when the request counter is ahead of the done counter, delete the
+    /// logfiles that are fully applied and publish the request's number as done.
+    fn carry_out_log_delete(&self, res: &str, host: &str, r: &Resource, error: &mut TextBuf) -> Result {
+        let asked = self.counter(Key::Switch { resource: res, host, switch: "log-delete" })?;
+        let done = self.counter(Key::Status { resource: res, host, item: "log-delete" })?;
+        if asked <= done || !r.view().attached {
+            return Ok(());
+        }
+        match r.delete_logs(host) {
+            Ok(n) => {
+                pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
+                let mut t = TextBuf::new();
+                let _ = write!(t, "{asked}");
+                self.publish_status(res, host, "log-delete", t.as_str())
+            }
+            Err(e) => {
+                let _ = write!(error, "cannot delete logfiles: error {}", e.to_errno());
+                Ok(())
+            }
+        }
     }
 
     /// Publishes a resource's status keys (each only when its value changed).

@@ -34,6 +34,8 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize;
     /// Removes `dir/name`.
     pub(crate) fn mars_vfs_unlink(dir: *const c_char, name: *const c_char) -> c_int;
+    /// Removes the empty directory `dir/name`.
+    pub(crate) fn mars_vfs_rmdir(dir: *const c_char, name: *const c_char) -> c_int;
     /// Creates a directory.
     pub(crate) fn mars_vfs_mkdir(path: *const c_char, mode: u16) -> c_int;
     /// Lists a directory through `actor`.

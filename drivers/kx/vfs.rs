@@ -90,6 +90,38 @@ pub(crate) fn unlink(dir: &KPath, name: &KPath) -> Result {
     to_result(unsafe { shim::mars_vfs_unlink(dir.as_ptr(), name.as_ptr()) })
 }
 
+/// Removes the empty directory `dir/name`.
+pub(crate) fn rmdir(dir: &KPath, name: &KPath) -> Result {
+    // SAFETY: both are NUL-terminated and live across the call (KPath invariant).
+    to_result(unsafe { shim::mars_vfs_rmdir(dir.as_ptr(), name.as_ptr()) })
+}
+
+/// Removes `dir/name` and, if it is a directory, everything below it (at most `depth` levels).
+pub(crate) fn remove_tree(dir: &KPath, name: &[u8], depth: u32) -> Result {
+    let path = KPath::join(&[dir.as_bytes(), b"/", name])?;
+    let name = KPath::join(&[name])?;
+    // Collect first: removing entries while the directory is being iterated is not safe.
+    let mut entries: KVec<(KVec<u8>, u32)> = KVec::new();
+    match list(&path, |entry, dt_type| {
+        let mut owned = KVec::with_capacity(entry.len(), GFP_KERNEL)?;
+        owned.extend_from_slice(entry, GFP_KERNEL)?;
+        entries.push((owned, dt_type), GFP_KERNEL)?;
+        Ok(())
+    }) {
+        Ok(()) => {}
+        Err(e) if e == ENOTDIR => return unlink(dir, &name),
+        Err(e) => return Err(e),
+    }
+    for (entry, dt_type) in entries.iter() {
+        if *dt_type == DT_DIR {
+            remove_tree(&path, entry, depth.checked_sub(1).ok_or(EINVAL)?)?;
+        } else {
+            unlink(&path, &KPath::join(&[entry])?)?;
+        }
+    }
+    rmdir(dir, &name)
+}
+
 /// Creates the directory `path` (mode 0700); `EEXIST` if it exists.
 pub(crate) fn mkdir(path: &KPath) -> Result {
     // SAFETY: `path` is NUL-terminated and lives across the call (KPath invariant).

@@ -1,0 +1,27 @@
+# Guest side of scenarios/log-admin.sh.
+source "$MARS_ROOT/tests/qemu/guest/lib.sh"
+logs() { ls /mars/resource-r0 | grep '^log-' | tr '\n' ' '; }
+
+mount_mars
+load_mars interval_ms=200
+marsadm create-cluster --ip 192.0.2.1
+marsadm create-resource r0 /dev/vda --size $((64 << 20))
+dd if=/dev/urandom of=/tmp/pat bs=1M count=4 status=none
+dd if=/tmp/pat of=/dev/mars/r0 bs=1M oflag=direct status=none
+marsadm secondary r0
+marsadm primary r0
+[ "$(logs)" = "log-000000001-node1 log-000000002-node1 " ] || fail "logfiles after a second primary start: $(logs)"
+marsadm log-delete r0
+[ "$(logs)" = "log-000000002-node1 " ] || fail "logfiles after log-delete: $(logs)"
+cmp -n $((4 << 20)) /tmp/pat /dev/mars/r0 || fail "data changed by log-delete"
+marsadm secondary r0
+marsadm down r0
+marsadm delete-resource r0
+[ ! -e /mars/resource-r0 ] || fail "/mars/resource-r0 still exists: $(ls -R /mars/resource-r0)"
+marsadm create-resource r0 /dev/vda --size $((64 << 20))
+[ -b /dev/mars/r0 ] || fail "re-created r0 has no device"
+cmp -n $((4 << 20)) /tmp/pat /dev/mars/r0 || fail "data disk content lost across delete and re-create"
+marsadm secondary r0
+marsadm down r0
+unload_mars
+echo "log admin OK"
