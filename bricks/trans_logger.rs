@@ -79,7 +79,9 @@ pub(crate) struct Logger {
     dev: Arc<BackingDevice>,
     /// Reads sent on to the data device and not yet completed.
     reads: Arc<Inflight>,
-    log: KFile,
+    /// The logfile being written; held while a batch is appended, swapped by a rotation.
+    #[pin]
+    log: Mutex<KFile>,
     status: Arc<ModuleStatus>,
     #[pin]
     state: Mutex<LogState>,
@@ -106,7 +108,7 @@ impl Logger {
             name: owned,
             dev,
             reads,
-            log,
+            log <- kernel::new_mutex!(log),
             status,
             state <- kernel::new_mutex!(LogState {
                 queue: KVec::new(),
@@ -205,8 +207,9 @@ impl Logger {
             off += logrec::encode_record(&header, &q.data, out).map_err(|_| EINVAL)?;
             seq = seq.saturating_add(1);
         }
-        self.log.write_all_at(&buf, pos)?;
-        self.log.sync_data()?;
+        let log = self.log.lock();
+        log.write_all_at(&buf, pos)?;
+        log.sync_data()?;
         let mut s = self.state.lock();
         s.next_seq = seq;
         s.log_pos = pos.saturating_add(total as u64);
@@ -279,6 +282,20 @@ impl Logger {
         }
         drop(s);
         self.written_back.notify_all();
+    }
+
+    /// Continues logging in the new, empty logfile `next`; the current one is closed. Batches are
+    /// never split: this waits until the one being appended is durable.
+    pub(crate) fn rotate(&self, next: KFile) {
+        let mut log = self.log.lock();
+        let old = core::mem::replace(&mut *log, next);
+        let mut s = self.state.lock();
+        s.next_seq = 1;
+        s.log_pos = 0;
+        s.written_back_pos = 0;
+        drop(s);
+        drop(log);
+        drop(old);
     }
 
     /// Takes everything queued, waiting up to 100 ms for something to arrive.

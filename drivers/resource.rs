@@ -169,6 +169,23 @@ impl Resource {
         Ok(())
     }
 
+    /// Starts a new logfile for the primary's logger (`marsadm log-rotate`); `ENODEV` if not primary.
+    pub(crate) fn rotate(&mut self, host: &str) -> Result {
+        let next = self.logfile_seqs(host)?.last().copied().unwrap_or(0).checked_add(1).ok_or(EOVERFLOW)?;
+        let name = logfile_name(next, host)?;
+        let path = KPath::join(&[self.dir()?.as_bytes(), b"/", &name])?;
+        let p = self.primary.as_mut().ok_or(ENODEV)?;
+        p.logger.rotate(KFile::open(&path, OpenMode::CreateNew)?);
+        pr_info!(
+            "resource {}: rotated from {} to {}\n",
+            kernel::str::BStr::from_bytes(&self.name),
+            kernel::str::BStr::from_bytes(&p.log_name),
+            kernel::str::BStr::from_bytes(&name)
+        );
+        p.log_name = name;
+        Ok(())
+    }
+
     /// Removes `/dev/mars/NAME` after draining the logger; `EBUSY` while the device is open.
     pub(crate) fn stop_primary(&mut self) -> Result {
         if let Some(p) = &self.primary {

@@ -140,6 +140,7 @@ impl Strategy {
                 }
             }
         }
+        self.carry_out_log_rotate(res, host, r, &mut error)?;
         self.carry_out_log_delete(res, host, r, &mut error)?;
         if !want_attach && r.detach().is_err() {
             let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
@@ -168,6 +169,27 @@ impl Strategy {
     /// Reads a request counter (`todo-HOST/ITEM`) or a done counter (`actual-HOST/ITEM`); 0 if unset.
     fn counter(&self, key: Key<'_>) -> Result<u64> {
         Ok(self.value(key)?.and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok())).unwrap_or(0))
+    }
+
+    /// `marsadm log-rotate`: when the request counter is ahead of the done counter and this host
+    /// is primary, continue in a new logfile and publish the request's number as done.
+    fn carry_out_log_rotate(&self, res: &str, host: &str, r: &mut Resource, error: &mut TextBuf) -> Result {
+        let asked = self.counter(Key::Switch { resource: res, host, switch: "log-rotate" })?;
+        let done = self.counter(Key::Status { resource: res, host, item: "log-rotate" })?;
+        if asked <= done || !r.view().primary {
+            return Ok(());
+        }
+        match r.rotate(host) {
+            Ok(()) => {
+                let mut t = TextBuf::new();
+                let _ = write!(t, "{asked}");
+                self.publish_status(res, host, "log-rotate", t.as_str())
+            }
+            Err(e) => {
+                let _ = write!(error, "cannot rotate the logfile: error {}", e.to_errno());
+                Ok(())
+            }
+        }
     }
 
     /// `marsadm log-delete`: when the request counter is ahead of the done counter, delete the

@@ -11,9 +11,17 @@ dd if=/tmp/pat of=/dev/mars/r0 bs=1M oflag=direct status=none
 marsadm secondary r0
 marsadm primary r0
 [ "$(logs)" = "log-000000001-node1 log-000000002-node1 " ] || fail "logfiles after a second primary start: $(logs)"
+marsadm log-rotate r0
+[ "$(logs)" = "log-000000001-node1 log-000000002-node1 log-000000003-node1 " ] || fail "logfiles after log-rotate: $(logs)"
+dd if=/tmp/pat of=/dev/mars/r0 bs=1M seek=8 oflag=direct status=none
+# 4 MiB of data plus record headers (how many depends on how the block layer splits the bios).
+size3=$(stat -c %s /mars/resource-r0/log-000000003-node1)
+[ "$size3" -gt $((4 << 20)) ] && [ "$size3" -lt $(((4 << 20) + 64 * 1024)) ] \
+  || fail "writes after log-rotate are not in the new logfile ($size3 bytes)"
 marsadm log-delete r0
-[ "$(logs)" = "log-000000002-node1 " ] || fail "logfiles after log-delete: $(logs)"
+[ "$(logs)" = "log-000000003-node1 " ] || fail "logfiles after log-delete: $(logs)"
 cmp -n $((4 << 20)) /tmp/pat /dev/mars/r0 || fail "data changed by log-delete"
+cmp -n $((4 << 20)) /tmp/pat <(dd if=/dev/mars/r0 bs=1M skip=8 count=4 iflag=direct status=none) || fail "data after rotation"
 marsadm secondary r0
 marsadm down r0
 marsadm delete-resource r0
