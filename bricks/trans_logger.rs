@@ -149,8 +149,14 @@ impl Logger {
         bio.remap(&self.dev, &self.reads);
     }
 
-    /// Waits until every read sent to the data device has completed.
-    pub(crate) fn drain_reads(&self) {
+    /// Waits until every request received so far is logged, acknowledged and written back, and
+    /// every read sent on to the data device has completed.
+    pub(crate) fn quiesce(&self) {
+        let mut state = self.state.lock();
+        while !state.queue.is_empty() || !state.unwritten.is_empty() {
+            self.written_back.wait(&mut state);
+        }
+        drop(state);
         self.reads.wait_idle();
     }
 

@@ -22,9 +22,9 @@ use crate::tree_store::ROOT;
 
 /// The primary side of a resource: its device and logger.
 struct Primary {
-    /// Dropped first: no new bios after this.
+    /// Removed after the logger is quiesced.
     disk: Disk<Logger>,
-    /// Dropped second: stops the thread, which drains the queue.
+    /// Stopped after the disk is gone.
     _thread: KThread<Logger>,
     logger: Arc<Logger>,
     /// Name of the logfile being written.
@@ -195,10 +195,12 @@ impl Resource {
         }
         if let Some(p) = self.primary.take() {
             let Primary { disk, _thread, logger, log_name } = p;
+            // Nobody has the device open, so nothing new arrives; finish what did before the disk
+            // goes (the block layer does not wait for bios a bio-based driver still holds) and
+            // before the data device may close (reads sent on to it must be done).
+            logger.quiesce();
             drop(disk);
             drop(_thread);
-            // The data device must stay open until reads sent on to it are done.
-            logger.drain_reads();
             drop(logger);
             pr_info!(
                 "resource {}: secondary, {} closed\n",
