@@ -18,6 +18,10 @@ use crate::tree::{key, Tree};
 use crate::view::{read_resource, ResourceView, NO_PRIMARY};
 use crate::wait::{Goal, Waiter};
 
+/// How long `secondary` and `down` look again at a non-zero open count before refusing: three
+/// rounds of the kernel's default strategy interval (1 s).
+const IN_USE_GRACE: Duration = Duration::from_secs(3);
+
 /// What a resource command works with: the tree, this host, and how long to wait for the kernel.
 pub struct Ctx {
     /// The /mars tree.
@@ -182,9 +186,19 @@ impl Ctx {
         if !self.is(res, "is-primary")? {
             return Ok(());
         }
-        let openers = match self.status(res, "open-count")? {
-            Some(v) => v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?,
-            None => 0,
+        // The kernel publishes the open count once per strategy round, so a program that closed
+        // the device a moment ago may still be counted: look again for a few rounds (bounded by
+        // --timeout) before refusing.
+        let deadline = std::time::Instant::now() + self.timeout.min(IN_USE_GRACE);
+        let openers = loop {
+            let openers = match self.status(res, "open-count")? {
+                Some(v) => v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?,
+                None => 0,
+            };
+            if openers == 0 || std::time::Instant::now() >= deadline {
+                break openers;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         };
         if openers > 0 {
             bail!(
