@@ -2,6 +2,9 @@
 
 //! The bricks of a resource's I/O graph: each a small state machine over `kx` types.
 
+pub(crate) mod apply;
+pub(crate) mod log_writer;
 pub(crate) mod replay;
 pub(crate) mod trans_logger;
-pub(crate) mod writeback;
+pub(crate) mod write_back;
+

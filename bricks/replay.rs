@@ -8,10 +8,10 @@
 
 use kernel::prelude::*;
 
-use super::writeback::{self, Item};
+use super::apply::{apply, Item};
 use crate::kx::bdev::BackingDevice;
 use crate::kx::file::KFile;
-use crate::mars_core::logrec::{scan_record, Expect, Op, Stop, StopReason, HEADER_LEN, MAX_DATA};
+use crate::mars_core::logrec::{scan_record, Expect, Op, RecordHeader, Stop, StopReason, HEADER_LEN, MAX_DATA};
 
 /// Bytes read from the logfile at a time: room for several of the largest records.
 const WINDOW: usize = 4 << 20;
@@ -19,6 +19,11 @@ const WINDOW: usize = 4 << 20;
 /// `len` rounded up to a multiple of 4 KiB.
 fn align_up(len: usize) -> usize {
     len.div_ceil(4096).saturating_mul(4096)
+}
+
+/// Bytes of a record's payload that replay writes to the data device (pads carry none to write).
+fn payload_len(header: &RecordHeader) -> usize {
+    if header.op == Op::Write { header.length as usize } else { 0 }
 }
 
 /// What a replay did.
@@ -29,14 +34,16 @@ pub(crate) struct Replayed {
     pub(crate) stop: Stop,
 }
 
-/// Applies every valid record of `log` to `dev`, then flushes `dev`.
-pub(crate) fn replay(log: &KFile, dev: &BackingDevice) -> Result<Replayed> {
+/// Applies every valid record of `log` from byte `start` on (a record boundary: 0, or a
+/// position the write-back published) to `dev`, then flushes `dev`.
+pub(crate) fn replay(log: &KFile, start: u64, dev: &BackingDevice) -> Result<Replayed> {
     // The window must hold at least one whole record.
     const _: () = assert!(WINDOW > HEADER_LEN + MAX_DATA as usize + 8);
     let mut buf = KVVec::from_elem(0u8, WINDOW, GFP_KERNEL)?;
-    let mut base = 0u64; // file offset of buf[0]
+    let mut base = start; // file offset of buf[0]
     let mut filled = 0usize;
-    let mut expect = Expect::START;
+    // In the middle of a logfile the reader cannot know the sequence number to expect.
+    let mut expect = if start == 0 { Expect::START } else { Expect::default() };
     let mut records = 0u64;
     loop {
         let free = buf.get_mut(filled..).ok_or(EINVAL)?;
@@ -63,27 +70,28 @@ pub(crate) fn replay(log: &KFile, dev: &BackingDevice) -> Result<Replayed> {
         // bio's segments must be; copy them to 4 KiB-aligned places of a staging buffer.
         let mut staged_len = 0usize;
         for (header, _) in found.iter() {
-            staged_len = staged_len.checked_add(align_up(header.length as usize)).ok_or(EINVAL)?;
+            staged_len = staged_len.checked_add(align_up(payload_len(header))).ok_or(EINVAL)?;
         }
         let mut staging = KVVec::from_elem(0u8, staged_len, GFP_KERNEL)?;
         let mut at = 0usize;
         for (header, data_at) in found.iter() {
-            let len = if header.op == Op::Write { header.length as usize } else { 0 };
+            let len = payload_len(header);
             let from = buf.get(*data_at..data_at + len).ok_or(EINVAL)?;
             staging.get_mut(at..at + len).ok_or(EINVAL)?.copy_from_slice(from);
-            at += align_up(header.length as usize);
+            at += align_up(len);
         }
         let mut items = KVec::with_capacity(found.len(), GFP_KERNEL)?;
         let mut at = 0usize;
         for (header, _) in found.iter() {
-            let len = if header.op == Op::Write { header.length as usize } else { 0 };
+            let len = payload_len(header);
             let data = staging.get(at..at + len).ok_or(EINVAL)?;
             items.push(Item { op: header.op, sector: header.sector, length: header.length, data }, GFP_KERNEL)?;
-            at += align_up(header.length as usize);
+            at += align_up(len);
         }
-        writeback::apply(dev, &items)?;
+        apply(dev, &items)?;
         drop(items);
         if let Some(stop) = stop {
+            dev.flush()?;
             return Ok(Replayed { records, stop });
         }
         // Keep the incomplete record at the end of the window for the next read.

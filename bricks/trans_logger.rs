@@ -3,11 +3,14 @@
 //! The trans_logger brick: the write path of a primary.
 //!
 //! Every write, discard and flush that reaches `/dev/mars/NAME` becomes a record of the current
-//! logfile. One logger thread commits in groups: it takes every queued request, encodes them into
-//! one buffer, writes it with one `kernel_write` and makes it durable with one `fsync`; then it
-//! acknowledges them all (so REQ_PREFLUSH and REQ_FUA are honoured: nothing is acknowledged
-//! before it is durable in the log), writes the batch back to the data device and flushes that.
-//! Reads that touch data not yet written back wait until it is; others go straight to the disk.
+//! logfile. Submitters copy a write's data and checksum it in their own context; one logger
+//! thread then commits in groups: it encodes every queued request into one buffer, appends it
+//! with one direct write ([`LogWriter`]), flushes the log device if any request of the batch
+//! carries REQ_PREFLUSH or REQ_FUA, and acknowledges them all. So a completed write is on the log
+//! device exactly as a completed write to a disk is, and a REQ_FUA/REQ_PREFLUSH write completes
+//! only once it and everything before it is durable. The batch then goes to the write-back
+//! thread ([`WriteBack`]), which applies it to the data device behind the log. Reads that touch
+//! data not yet written back wait until it is; others go straight to the disk.
 //!
 //! If the log cannot be written (a full /mars, an I/O error on it) the resource enters emergency
 //! mode: it stops logging, acknowledges writes once they are durable on the data device, and says
@@ -17,58 +20,51 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::time::msecs_to_jiffies;
 
-use super::writeback::{self, overlaps, Item};
-use crate::kx::bdev::BackingDevice;
+use super::log_writer::{pad_after, LogWriter};
+use super::write_back::{Batch, LogPos, Request, WriteBack};
 use crate::kx::disk::{BioHandler, BioOp, IncomingBio, Inflight};
-use crate::kx::file::KFile;
 use crate::kx::kthread::Rounds;
-use crate::mars_core::logrec::{self, Op, RecordHeader};
+use crate::kx::vfs::KPath;
+use crate::logfiles;
+use crate::mars_core::crc32c::crc32c;
+use crate::mars_core::logrec::{self, Op, RecordHeader, HEADER_LEN};
 use crate::status::ModuleStatus;
 
-/// A request waiting for the log.
-struct Queued {
-    /// The bio to acknowledge; taken when it is.
-    bio: Option<IncomingBio>,
-    op: Op,
-    sector: u64,
-    length: u32,
-    data: KVVec<u8>,
+/// Payload bytes queued for the logger beyond which submitters wait.
+const MAX_QUEUED_BYTES: usize = 32 << 20;
+
+/// A received bio waiting for its acknowledgement.
+struct Waiting {
+    bio: IncomingBio,
+    /// REQ_PREFLUSH or REQ_FUA: the log must be flushed before the acknowledgement.
+    durable: bool,
+    /// CRC-32C of the request's payload, computed by the submitter.
+    crc: u32,
 }
 
-impl Queued {
-    fn item(&self) -> Item<'_> {
-        Item { op: self.op, sector: self.sector, length: self.length, data: &self.data }
-    }
-}
-
-/// Logger state shared between submitters, the logger thread and the strategy.
+/// Requests not yet in the log; `requests[i]` belongs to `waiting[i]`.
 struct LogState {
-    /// Requests not yet in the log.
-    queue: KVec<Queued>,
-    /// Sector ranges queued or logged but not yet durable on the data device.
-    unwritten: KVec<(u64, u64)>,
-    /// Sequence number of the next record.
-    next_seq: u64,
-    /// Bytes of the logfile written and durable.
-    log_pos: u64,
-    /// Bytes of the logfile whose records are durable on the data device too.
-    written_back_pos: u64,
+    requests: KVec<Request>,
+    waiting: KVec<Waiting>,
+    queued_bytes: usize,
+    /// Bios received and not yet completed.
+    in_flight: usize,
     /// Set once the log could not be written: logging stopped for good.
     emergency: bool,
-    /// Errno of the last failed write-back, 0 if none.
-    writeback_error: i32,
+    /// Where the log ends.
+    logged: LogPos,
 }
 
 /// What the strategy publishes about a logger.
 #[derive(Clone, Copy)]
 pub(crate) struct LoggerStats {
-    /// Bytes in the current logfile.
-    pub(crate) log_pos: u64,
-    /// Of which durable on the data device.
-    pub(crate) written_back_pos: u64,
+    /// Where the log ends (logfile number, bytes in it).
+    pub(crate) logged: LogPos,
+    /// Everything before this is written to the data device.
+    pub(crate) written: LogPos,
     /// Emergency mode (logging stopped, full sync needed).
     pub(crate) emergency: bool,
-    /// Errno of the last failed write-back, 0 if none.
+    /// Errno of the first failed write-back, 0 if none.
     pub(crate) writeback_error: i32,
 }
 
@@ -76,90 +72,91 @@ pub(crate) struct LoggerStats {
 #[pin_data]
 pub(crate) struct Logger {
     name: KVec<u8>,
-    dev: Arc<BackingDevice>,
+    /// The resource's directory, holding its logfiles.
+    dir: KPath,
+    wb: Arc<WriteBack>,
     /// Reads sent on to the data device and not yet completed.
     reads: Arc<Inflight>,
     /// The logfile being written; held while a batch is appended, swapped by a rotation.
     #[pin]
-    log: Mutex<KFile>,
+    log: Mutex<LogWriter>,
     status: Arc<ModuleStatus>,
     #[pin]
     state: Mutex<LogState>,
     /// Signalled when requests are queued.
     #[pin]
     work: CondVar,
-    /// Signalled when ranges become durable on the data device.
+    /// Signalled when the queue shrinks or bios complete.
     #[pin]
-    written_back: CondVar,
+    room: CondVar,
 }
 
 impl Logger {
-    /// A logger for resource `name` appending to the new, empty logfile `log`.
+    /// A logger for resource `name` (directory `dir`) appending to the new, empty logfile `log`,
+    /// handing batches to `wb`.
     pub(crate) fn new(
         name: &[u8],
-        dev: Arc<BackingDevice>,
-        log: KFile,
+        dir: KPath,
+        wb: Arc<WriteBack>,
+        log: LogWriter,
         status: Arc<ModuleStatus>,
     ) -> Result<impl PinInit<Self, Error>> {
+        let logged = LogPos { file: log.number(), offset: log.pos() };
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
         let reads = Inflight::new()?;
         Ok(try_pin_init!(Logger {
             name: owned,
-            dev,
+            dir,
+            wb,
             reads,
             log <- kernel::new_mutex!(log),
             status,
             state <- kernel::new_mutex!(LogState {
-                queue: KVec::new(),
-                unwritten: KVec::new(),
-                next_seq: 1,
-                log_pos: 0,
-                written_back_pos: 0,
+                requests: KVec::new(),
+                waiting: KVec::new(),
+                queued_bytes: 0,
+                in_flight: 0,
                 emergency: false,
-                writeback_error: 0,
+                logged,
             }),
             work <- kernel::new_condvar!(),
-            written_back <- kernel::new_condvar!(),
+            room <- kernel::new_condvar!(),
         }? Error))
     }
 
     /// Current counters.
     pub(crate) fn stats(&self) -> LoggerStats {
-        let s = self.state.lock();
-        LoggerStats {
-            log_pos: s.log_pos,
-            written_back_pos: s.written_back_pos,
-            emergency: s.emergency,
-            writeback_error: s.writeback_error,
-        }
+        let (logged, emergency) = {
+            let s = self.state.lock();
+            (s.logged, s.emergency)
+        };
+        let wb = self.wb.stats();
+        LoggerStats { logged, written: wb.written, emergency, writeback_error: wb.error }
     }
 
     /// A read waits until no part of it is still only in the log, then goes to the data device.
-    /// (Waiting for the write-back is fine here: the logger thread submits it, not this context.)
+    /// (Waiting for the write-back is fine here: its thread submits those writes, not this one.)
     fn read(&self, bio: IncomingBio) {
         let sectors = u64::from(bio.size()) >> 9;
-        let range = (bio.sector(), bio.sector().saturating_add(sectors));
-        {
-            let mut state = self.state.lock();
-            while state.unwritten.iter().any(|r| overlaps(*r, range)) {
-                self.written_back.wait(&mut state);
-            }
-        }
-        bio.remap(&self.dev, &self.reads);
+        self.wb.wait_written((bio.sector(), bio.sector().saturating_add(sectors)));
+        bio.remap(self.wb.dev(), &self.reads);
     }
 
-    /// Waits until every request received so far is logged, acknowledged and written back, and
-    /// every read sent on to the data device has completed.
-    pub(crate) fn quiesce(&self) {
+    /// Waits until every bio received so far is completed and written back, the data device is
+    /// flushed, and every read sent on to the data device has completed.
+    pub(crate) fn quiesce(&self) -> Result {
         let mut state = self.state.lock();
-        while !state.queue.is_empty() || !state.unwritten.is_empty() {
-            self.written_back.wait(&mut state);
+        while state.in_flight > 0 {
+            self.room.wait(&mut state);
         }
         drop(state);
+        let synced = self.wb.quiesce();
         self.reads.wait_idle();
+        synced
     }
 
+    /// Copies and checksums a write, then queues it for the logger thread.
     fn enqueue(&self, bio: IncomingBio, op: Op) {
         let length = if op == Op::Flush { 0 } else { bio.size() };
         let data = if op == Op::Write {
@@ -174,143 +171,173 @@ impl Logger {
         } else {
             KVVec::new()
         };
-        let sector = bio.sector();
-        let range = (sector, sector.saturating_add(u64::from(length) >> 9));
-        let mut state = self.state.lock();
+        let crc = if data.is_empty() { 0 } else { crc32c(&data) };
+        let request = Request { op, sector: bio.sector(), length, data };
+        let range = request.range();
         if op != Op::Flush {
-            if let Err(e) = state.unwritten.push(range, GFP_KERNEL) {
-                drop(state);
-                return bio.end(Err(e.into()));
+            if let Err(e) = self.wb.reserve(range) {
+                return bio.end(Err(e));
             }
         }
-        let queued = Queued { bio: Some(bio), op, sector, length, data };
-        // On failure the request is dropped, which ends its bio with an I/O error.
-        if state.queue.push(queued, GFP_KERNEL).is_err() {
+        let bytes = request.data.len();
+        let durable = bio.durable();
+        let mut state = self.state.lock();
+        while state.queued_bytes > MAX_QUEUED_BYTES {
+            self.room.wait(&mut state);
+        }
+        if state.waiting.push(Waiting { bio, durable, crc }, GFP_KERNEL).is_err() {
+            drop(state);
             if op != Op::Flush {
-                state.unwritten.pop();
+                self.wb.unreserve(range);
+            }
+            // The bio went down with the failed push, which ends it with an I/O error.
+            return;
+        }
+        if state.requests.push(request, GFP_KERNEL).is_err() {
+            let waiting = state.waiting.pop();
+            drop(state);
+            if op != Op::Flush {
+                self.wb.unreserve(range);
+            }
+            if let Some(w) = waiting {
+                w.bio.end(Err(ENOMEM));
             }
             return;
         }
+        state.queued_bytes = state.queued_bytes.saturating_add(bytes);
+        state.in_flight = state.in_flight.saturating_add(1);
+        drop(state);
         self.work.notify_one();
     }
 
-    /// Appends the batch's records to the log and makes them durable.
-    fn append(&self, batch: &[Queued]) -> Result {
+    /// Appends the batch's records and a pad to the log; flushes the log device if `durable`.
+    /// Returns where the log ends after them.
+    fn append(&self, log: &mut LogWriter, requests: &[Request], waiting: &[Waiting], durable: bool) -> Result<LogPos> {
         let mut total = 0usize;
-        for q in batch {
-            total = total.checked_add(logrec::record_len(q.data.len())).ok_or(EINVAL)?;
+        for r in requests {
+            total = total.checked_add(logrec::record_len(r.data.len())).ok_or(EINVAL)?;
         }
-        let mut buf = KVVec::from_elem(0u8, total, GFP_KERNEL)?;
-        let (first_seq, pos) = {
-            let s = self.state.lock();
-            (s.next_seq, s.log_pos)
-        };
-        let mut seq = first_seq;
+        let pad = pad_after(total);
+        let count = u64::try_from(requests.len()).map_err(|_| EINVAL)?;
+        let mut seq = log.take_seqs(count.saturating_add(u64::from(pad > 0)));
+        let buf = log.buffer(total.checked_add(pad).ok_or(EINVAL)?)?;
         let mut off = 0usize;
-        for q in batch {
-            let header = RecordHeader { op: q.op, seq, stamp: self.status.tick(), sector: q.sector, length: q.length };
-            let out = buf.get_mut(off..).ok_or(EINVAL)?;
-            off += logrec::encode_record(&header, &q.data, out).map_err(|_| EINVAL)?;
+        for (r, w) in requests.iter().zip(waiting.iter()) {
+            let header = RecordHeader { op: r.op, seq, stamp: self.status.tick(), sector: r.sector, length: r.length };
+            let head = logrec::encode_header(&header, w.crc).map_err(|_| EINVAL)?;
+            let len = logrec::record_len(r.data.len());
+            let out = buf.get_mut(off..off + len).ok_or(EINVAL)?;
+            let (h, rest) = out.split_at_mut(HEADER_LEN);
+            h.copy_from_slice(&head);
+            let (payload, padding) = rest.split_at_mut(r.data.len());
+            payload.copy_from_slice(&r.data);
+            padding.fill(0);
+            off += len;
             seq = seq.saturating_add(1);
         }
-        let log = self.log.lock();
-        log.write_all_at(&buf, pos)?;
-        log.sync_data()?;
-        let mut s = self.state.lock();
-        s.next_seq = seq;
-        s.log_pos = pos.saturating_add(total as u64);
+        if pad > 0 {
+            let out = buf.get_mut(off..).ok_or(EINVAL)?;
+            off += logrec::encode_pad(seq, self.status.tick(), pad, out).map_err(|_| EINVAL)?;
+        }
+        log.append(off)?;
+        if durable {
+            log.sync()?;
+        }
+        Ok(LogPos { file: log.number(), offset: log.pos() })
+    }
+
+    /// Logs and acknowledges one batch and hands it to the write-back. The log stays locked until
+    /// the batch is handed over, so batches reach the write-back in log order, rotations included.
+    fn commit(&self, requests: KVec<Request>, waiting: KVec<Waiting>) {
+        let durable = waiting.iter().any(|w| w.durable);
+        let emergency = self.state.lock().emergency;
+        let mut log = self.log.lock();
+        let logged = if emergency { Err(ENOSPC) } else { self.append(&mut log, &requests, &waiting, durable) };
+        let done = waiting.len();
+        match logged {
+            Ok(end) => {
+                self.state.lock().logged = end;
+                for w in waiting {
+                    w.bio.end(Ok(()));
+                }
+                // Only fails for lack of memory; the data is in the log either way, and the next
+                // attach replays it.
+                if let Err(e) = self.wb.hand_over(Batch { requests, end }) {
+                    pr_err!(
+                        "resource {}: write-back cannot take a batch (error {}); the log keeps it\n",
+                        kernel::str::BStr::from_bytes(&self.name),
+                        e.to_errno()
+                    );
+                }
+            }
+            Err(e) => {
+                if !emergency {
+                    pr_err!(
+                        "resource {}: cannot write its log (error {}): EMERGENCY MODE: logging stops, writes go straight to the data device, a full sync will be needed\n",
+                        kernel::str::BStr::from_bytes(&self.name),
+                        e.to_errno()
+                    );
+                    self.state.lock().emergency = true;
+                    if let Err(e) = self.drop_log() {
+                        pr_err!(
+                            "resource {}: cannot drop the logfiles (error {}): do not attach with them, they are older than the data device\n",
+                            kernel::str::BStr::from_bytes(&self.name),
+                            e.to_errno()
+                        );
+                    }
+                }
+                let written = self.wb.write_through(&requests);
+                for w in waiting {
+                    w.bio.end(written);
+                }
+            }
+        }
+        drop(log);
+        let mut state = self.state.lock();
+        state.in_flight = state.in_flight.saturating_sub(done);
+        drop(state);
+        self.room.notify_all();
+    }
+
+    /// Entering emergency mode: once everything logged is on the data device, deletes this
+    /// host's logfiles, durably. From now on the data device gets writes the log does not have,
+    /// so a later replay of these logfiles would bring back older data.
+    fn drop_log(&self) -> Result {
+        self.wb.sync()?;
+        let host = self.status.host_str().ok_or(EINVAL)?;
+        logfiles::delete_below(&self.dir, host, u32::MAX)?;
         Ok(())
     }
 
-    /// Logs, acknowledges and writes back one batch.
-    fn commit(&self, mut batch: KVec<Queued>) {
-        let emergency = self.state.lock().emergency;
-        let logged = if emergency { Err(ENOSPC) } else { self.append(&batch) };
-        match &logged {
-            Ok(()) => {
-                for q in batch.iter_mut() {
-                    if let Some(bio) = q.bio.take() {
-                        bio.end(Ok(()));
-                    }
-                }
-            }
-            Err(e) if !emergency => {
-                pr_err!(
-                    "resource {}: cannot write its log (error {}): EMERGENCY MODE: logging stops, writes go straight to the data device, a full sync will be needed\n",
-                    kernel::str::BStr::from_bytes(&self.name),
-                    e.to_errno()
-                );
-                self.state.lock().emergency = true;
-            }
-            Err(_) => {}
-        }
-        let mut items = KVec::with_capacity(batch.len(), GFP_KERNEL);
-        let written = match items.as_mut() {
-            Ok(items) => {
-                for q in batch.iter() {
-                    // Capacity reserved above: cannot fail.
-                    let _ = items.push(q.item(), GFP_KERNEL);
-                }
-                writeback::apply(&self.dev, items)
-            }
-            Err(_) => Err(ENOMEM),
-        };
-        drop(items);
-        // Requests not acknowledged yet (emergency mode) are done once on the data device.
-        for q in batch.iter_mut() {
-            if let Some(bio) = q.bio.take() {
-                bio.end(written);
-            }
-        }
-        let mut s = self.state.lock();
-        if let Err(e) = written {
-            if s.writeback_error == 0 {
-                pr_err!(
-                    "resource {}: write-back to the data device failed (error {}); the log keeps the data\n",
-                    kernel::str::BStr::from_bytes(&self.name),
-                    e.to_errno()
-                );
-            }
-            s.writeback_error = e.to_errno();
-        } else {
-            s.writeback_error = 0;
-        }
-        for q in batch.iter() {
-            if q.op != Op::Flush {
-                let range = (q.sector, q.sector.saturating_add(u64::from(q.length) >> 9));
-                if let Some(i) = s.unwritten.iter().position(|r| *r == range) {
-                    let _ = s.unwritten.remove(i);
-                }
-            }
-        }
-        if logged.is_ok() {
-            s.written_back_pos = s.log_pos;
-        }
-        drop(s);
-        self.written_back.notify_all();
-    }
-
     /// Continues logging in the new, empty logfile `next`; the current one is closed. Batches are
-    /// never split: this waits until the one being appended is durable.
-    pub(crate) fn rotate(&self, next: KFile) {
+    /// never split: this waits until the one being committed is handed over. The write-back
+    /// learns of the new logfile in order, so once it has flushed that position every older
+    /// logfile is on the data device.
+    pub(crate) fn rotate(&self, next: LogWriter) -> Result {
+        let start = LogPos { file: next.number(), offset: 0 };
         let mut log = self.log.lock();
+        self.wb.hand_over(Batch { requests: KVec::new(), end: start })?;
         let old = core::mem::replace(&mut *log, next);
-        let mut s = self.state.lock();
-        s.next_seq = 1;
-        s.log_pos = 0;
-        s.written_back_pos = 0;
-        drop(s);
+        self.state.lock().logged = start;
         drop(log);
         drop(old);
+        Ok(())
     }
 
     /// Takes everything queued, waiting up to 100 ms for something to arrive.
-    fn take_batch(&self, wait: bool) -> KVec<Queued> {
+    fn take_batch(&self, wait: bool) -> (KVec<Request>, KVec<Waiting>) {
         let mut state = self.state.lock();
-        if wait && state.queue.is_empty() {
+        if wait && state.requests.is_empty() {
             let _ = self.work.wait_interruptible_timeout(&mut state, msecs_to_jiffies(100));
         }
-        core::mem::replace(&mut state.queue, KVec::new())
+        state.queued_bytes = 0;
+        let taken = (
+            core::mem::replace(&mut state.requests, KVec::new()),
+            core::mem::replace(&mut state.waiting, KVec::new()),
+        );
+        drop(state);
+        self.room.notify_all();
+        taken
     }
 }
 
@@ -328,20 +355,20 @@ impl BioHandler for Logger {
 
 impl Rounds for Logger {
     fn round(&self) -> u32 {
-        let batch = self.take_batch(true);
-        if !batch.is_empty() {
-            self.commit(batch);
+        let (requests, waiting) = self.take_batch(true);
+        if !requests.is_empty() {
+            self.commit(requests, waiting);
         }
         0
     }
 
     fn finish(&self) {
         loop {
-            let batch = self.take_batch(false);
-            if batch.is_empty() {
+            let (requests, waiting) = self.take_batch(false);
+            if requests.is_empty() {
                 return;
             }
-            self.commit(batch);
+            self.commit(requests, waiting);
         }
     }
 }

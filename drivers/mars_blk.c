@@ -113,6 +113,7 @@ void mars_bio_get_info(struct bio *bio, struct mars_bio_info *info)
 {
 	info->sector = bio->bi_iter.bi_sector;
 	info->size = bio->bi_iter.bi_size;
+	info->durable = !!(bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)) || bio_op(bio) == REQ_OP_FLUSH;
 	switch (bio_op(bio)) {
 	case REQ_OP_READ:
 		info->op = 0;
@@ -208,6 +209,7 @@ struct gendisk *mars_disk_create(const char *name, sector_t sectors, void *priva
 		.io_min = 4096,
 		/* One incoming bio fits one log record (MAX_DATA, 1 MiB). */
 		.max_hw_sectors = 2048,
+		.max_segments = BIO_MAX_VECS,
 		.max_hw_discard_sectors = 2048,
 		.discard_granularity = 4096,
 		.features = BLK_FEAT_WRITE_CACHE | BLK_FEAT_FUA,

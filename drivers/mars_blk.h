@@ -36,15 +36,14 @@ int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf,
 /* Implemented in Rust (drivers/kx/bio.rs). */
 void mars_rust_io_done(void *private, int error);
 
-/*
- * What an incoming bio asks for. REQ_PREFLUSH and REQ_FUA need no flag here: mars.ko completes
- * every write only once it is durable in the log (or, in emergency mode, on the data device).
- */
+/* What an incoming bio asks for. */
 struct mars_bio_info {
 	u64 sector;
 	u32 size;
 	/* 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 anything else. */
 	int op;
+	/* 1 if REQ_PREFLUSH or REQ_FUA is set (or it is a flush): complete only once durable. */
+	int durable;
 };
 void mars_bio_get_info(struct bio *bio, struct mars_bio_info *info);
 /* Copies a write bio's data to BUF; returns bytes copied. */

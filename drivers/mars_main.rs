@@ -12,8 +12,10 @@ use kernel::sync::Arc;
 #[path = "../bricks/mod.rs"]
 mod bricks;
 mod kx;
+mod logfiles;
 #[path = "../lib/src/lib.rs"]
 mod mars_core;
+mod replay_position;
 mod resource;
 mod shown;
 mod status;

@@ -9,24 +9,30 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::bricks::log_writer::LogWriter;
 use crate::bricks::replay::replay;
 use crate::bricks::trans_logger::{Logger, LoggerStats};
+use crate::bricks::write_back::{LogPos, WriteBack};
 use crate::kx::bdev::BackingDevice;
 use crate::kx::disk::Disk;
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::kthread::KThread;
-use crate::kx::vfs::{self, KPath};
-use crate::mars_core::names::{format_logfile_name, parse_logfile_name, LOGFILE_NAME_MAX};
+use crate::kx::vfs::KPath;
+use crate::logfiles;
+use crate::replay_position;
 use crate::status::ModuleStatus;
-use crate::tree_store::ROOT;
+use crate::tree_store::{self, ROOT};
 
-/// The primary side of a resource: its device and logger.
+/// The primary side of a resource: its device, logger and write-back.
 struct Primary {
     /// Removed after the logger is quiesced.
     disk: Disk<Logger>,
     /// Stopped after the disk is gone.
-    _thread: KThread<Logger>,
+    logger_thread: KThread<Logger>,
+    /// Stopped after the logger thread.
+    write_back_thread: KThread<WriteBack>,
     logger: Arc<Logger>,
+    wb: Arc<WriteBack>,
     /// Name of the logfile being written.
     log_name: KVec<u8>,
 }
@@ -86,10 +92,11 @@ impl Resource {
         KPath::join(&[ROOT, b"/resource-", &self.name])
     }
 
-    /// Opens the data device at `path` and replays every logfile onto it, oldest first.
-    /// A damaged logfile stops the replay at its last good record: reported (see
+    /// Opens the data device at `path` and replays this host's log onto it from the stored
+    /// replay position on, oldest logfile first, then stores where the replay ended. A damaged
+    /// logfile stops the replay at its last good record: reported (see
     /// [`ResourceView::damaged`]), not fatal.
-    pub(crate) fn attach(&mut self, path: &[u8], size: u64, host: &str) -> Result {
+    pub(crate) fn attach(&mut self, path: &[u8], size: u64, host: &str, status: &ModuleStatus) -> Result {
         if self.dev.is_some() {
             return Ok(());
         }
@@ -105,18 +112,28 @@ impl Resource {
             );
             return Err(ENOSPC);
         }
+        let res = tree_store::text(&self.name);
+        let from = replay_position::load(res, host)?.unwrap_or_default();
+        let dir = self.dir()?;
         let mut problem = None;
-        for seq in self.logfile_seqs(host)? {
-            let name = logfile_name(seq, host)?;
-            let file = KFile::open(&KPath::join(&[self.dir()?.as_bytes(), b"/", &name])?, OpenMode::Read)?;
-            let done = replay(&file, &dev)?;
+        let mut end = from;
+        for number in logfiles::numbers(&dir, host)? {
+            if number < from.file {
+                continue;
+            }
+            let start = if number == from.file { from.offset } else { 0 };
+            let name = logfiles::name(number, host)?;
+            let file = KFile::open(&logfiles::path(&dir, number, host)?, OpenMode::Read)?;
+            let done = replay(&file, start, &dev)?;
             pr_info!(
-                "resource {}: replayed {} records of {}, {}\n",
+                "resource {}: replayed {} records of {} from offset {}, {}\n",
                 kernel::str::BStr::from_bytes(&self.name),
                 done.records,
                 kernel::str::BStr::from_bytes(&name),
+                start,
                 crate::shown::Shown(&done.stop)
             );
+            end = LogPos { file: number, offset: done.stop.offset as u64 };
             if !done.stop.reason.is_clean_end() {
                 pr_err!(
                     "resource {}: logfile {} is damaged {}; replay stopped at its last good record\n",
@@ -128,24 +145,19 @@ impl Resource {
                 break;
             }
         }
+        if problem.is_none() && end != from {
+            replay_position::store(res, host, end, status)?;
+        }
         self.dev = Some(Arc::new(dev, GFP_KERNEL)?);
         self.damaged = problem;
         Ok(())
     }
 
-    /// Sequence numbers of this host's logfiles, ascending.
-    fn logfile_seqs(&self, host: &str) -> Result<KVec<u32>> {
-        let mut seqs = KVec::new();
-        vfs::list(&self.dir()?, |name, _| {
-            if let Ok((seq, origin)) = parse_logfile_name(name) {
-                if origin == host {
-                    seqs.push(seq, GFP_KERNEL)?;
-                }
-            }
-            Ok(())
-        })?;
-        seqs.sort_unstable();
-        Ok(seqs)
+    /// Number for a new logfile: above every logfile present and the stored replay position.
+    fn next_logfile(&self, host: &str) -> Result<u32> {
+        let present = logfiles::numbers(&self.dir()?, host)?.last().copied().unwrap_or(0);
+        let replayed = replay_position::load(tree_store::text(&self.name), host)?.map_or(0, |p| p.file);
+        present.max(replayed).checked_add(1).ok_or(EOVERFLOW)
     }
 
     /// Starts logging into a new logfile and creates `/dev/mars/NAME` of `size` bytes.
@@ -154,28 +166,31 @@ impl Resource {
             return Ok(());
         }
         let dev = self.dev.clone().ok_or(ENODEV)?;
-        let next = self.logfile_seqs(host)?.last().copied().unwrap_or(0).checked_add(1).ok_or(EOVERFLOW)?;
-        let log_name = logfile_name(next, host)?;
-        let log = KFile::open(&KPath::join(&[self.dir()?.as_bytes(), b"/", &log_name])?, OpenMode::CreateNew)?;
-        let logger = Arc::pin_init(Logger::new(&self.name, dev, log, status.clone())?, GFP_KERNEL)?;
-        let thread = KThread::spawn(c"mars_logger", logger.clone())?;
+        let next = self.next_logfile(host)?;
+        let log_name = logfiles::name(next, host)?;
+        let dir = self.dir()?;
+        let log = LogWriter::create(&logfiles::path(&dir, next, host)?, next)?;
+        let wb = Arc::pin_init(WriteBack::new(dev, LogPos { file: next, offset: 0 }), GFP_KERNEL)?;
+        let write_back_thread = KThread::spawn(c"mars_writeback", wb.clone())?;
+        let logger = Arc::pin_init(Logger::new(&self.name, dir, wb.clone(), log, status.clone())?, GFP_KERNEL)?;
+        let logger_thread = KThread::spawn(c"mars_logger", logger.clone())?;
         let disk = Disk::create(&self.name, size / 512, logger.clone())?;
         pr_info!(
             "resource {}: primary, logging to {}\n",
             kernel::str::BStr::from_bytes(&self.name),
             kernel::str::BStr::from_bytes(&log_name)
         );
-        self.primary = Some(Primary { disk, _thread: thread, logger, log_name });
+        self.primary = Some(Primary { disk, logger_thread, write_back_thread, logger, wb, log_name });
         Ok(())
     }
 
     /// Starts a new logfile for the primary's logger (`marsadm log-rotate`); `ENODEV` if not primary.
     pub(crate) fn rotate(&mut self, host: &str) -> Result {
-        let next = self.logfile_seqs(host)?.last().copied().unwrap_or(0).checked_add(1).ok_or(EOVERFLOW)?;
-        let name = logfile_name(next, host)?;
-        let path = KPath::join(&[self.dir()?.as_bytes(), b"/", &name])?;
+        let next = self.next_logfile(host)?;
+        let name = logfiles::name(next, host)?;
+        let path = logfiles::path(&self.dir()?, next, host)?;
         let p = self.primary.as_mut().ok_or(ENODEV)?;
-        p.logger.rotate(KFile::open(&path, OpenMode::CreateNew)?);
+        p.logger.rotate(LogWriter::create(&path, next)?)?;
         pr_info!(
             "resource {}: rotated from {} to {}\n",
             kernel::str::BStr::from_bytes(&self.name),
@@ -186,22 +201,42 @@ impl Resource {
         Ok(())
     }
 
-    /// Removes `/dev/mars/NAME` after draining the logger; `EBUSY` while the device is open.
-    pub(crate) fn stop_primary(&mut self) -> Result {
+    /// Publishes how far the primary's write-back has flushed (a no-op when unchanged or not
+    /// primary).
+    pub(crate) fn publish_replay_position(&self, host: &str, status: &ModuleStatus) -> Result {
+        match &self.primary {
+            Some(p) => replay_position::store(tree_store::text(&self.name), host, p.wb.stats().flushed, status),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes `/dev/mars/NAME` after draining the logger and the write-back, and publishes the
+    /// final replay position; `EBUSY` while the device is open.
+    pub(crate) fn stop_primary(&mut self, host: &str, status: &ModuleStatus) -> Result {
         if let Some(p) = &self.primary {
             if p.disk.openers() > 0 {
                 return Err(EBUSY);
             }
         }
         if let Some(p) = self.primary.take() {
-            let Primary { disk, _thread, logger, log_name } = p;
+            let Primary { disk, logger_thread, write_back_thread, logger, wb, log_name } = p;
             // Nobody has the device open, so nothing new arrives; finish what did before the disk
             // goes (the block layer does not wait for bios a bio-based driver still holds) and
             // before the data device may close (reads sent on to it must be done).
-            logger.quiesce();
+            if let Err(e) = logger.quiesce() {
+                pr_err!(
+                    "resource {}: the data device misses writes (error {}); the next attach replays them from the log\n",
+                    kernel::str::BStr::from_bytes(&self.name),
+                    e.to_errno()
+                );
+            }
             drop(disk);
-            drop(_thread);
+            drop(logger_thread);
+            drop(write_back_thread);
             drop(logger);
+            let flushed = wb.stats().flushed;
+            drop(wb);
+            replay_position::store(tree_store::text(&self.name), host, flushed, status)?;
             pr_info!(
                 "resource {}: secondary, {} closed\n",
                 kernel::str::BStr::from_bytes(&self.name),
@@ -211,25 +246,22 @@ impl Resource {
         Ok(())
     }
 
-    /// Deletes this host's logfiles whose records are all on the data device: every one but the
-    /// logfile being written (attach replays them all, and a stopping logger drains its
-    /// write-back). Returns how many were deleted; `ENODEV` when not attached.
+    /// Deletes this host's logfiles whose records are all durable on the data device: when
+    /// secondary every one (attach replayed them all, and a stopping primary drained its
+    /// write-back), when primary those before the logfile the write-back has flushed up to.
+    /// Returns how many were deleted; `ENODEV` when not attached.
     pub(crate) fn delete_logs(&self, host: &str) -> Result<u32> {
         if self.dev.is_none() {
             return Err(ENODEV);
         }
-        let dir = self.dir()?;
-        let current = self.primary.as_ref().map(|p| &p.log_name[..]);
-        let mut deleted = 0u32;
-        for seq in self.logfile_seqs(host)? {
-            let name = logfile_name(seq, host)?;
-            if Some(&name[..]) == current {
-                continue;
+        let limit = match &self.primary {
+            Some(p) => {
+                p.wb.sync()?;
+                p.wb.stats().flushed.file
             }
-            vfs::unlink(&dir, &KPath::join(&[&name])?)?;
-            deleted = deleted.saturating_add(1);
-        }
-        Ok(deleted)
+            None => u32::MAX,
+        };
+        logfiles::delete_below(&self.dir()?, host, limit)
     }
 
     /// Releases the data device; `EBUSY` while primary.
@@ -241,13 +273,4 @@ impl Resource {
         self.damaged = None;
         Ok(())
     }
-}
-
-/// `log-SSSSSSSSS-HOST` as bytes.
-fn logfile_name(seq: u32, host: &str) -> Result<KVec<u8>> {
-    let mut buf = [0u8; LOGFILE_NAME_MAX];
-    let n = format_logfile_name(seq, host, &mut buf).map_err(|_| EINVAL)?;
-    let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
-    out.extend_from_slice(buf.get(..n).ok_or(EINVAL)?, GFP_KERNEL)?;
-    Ok(out)
 }

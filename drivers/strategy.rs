@@ -124,7 +124,7 @@ impl Strategy {
         let r = list.get_mut(index).ok_or(EINVAL)?;
         let mut error = TextBuf::new();
         if want_attach {
-            if let Err(e) = r.attach(&data, size, host) {
+            if let Err(e) = r.attach(&data, size, host, &self.status) {
                 let _ = write!(error, "cannot attach data device {}: error {}", tree_store::text(&data), e.to_errno());
             }
         }
@@ -134,11 +134,18 @@ impl Strategy {
             }
         }
         if !want_primary {
-            if let Err(e) = r.stop_primary() {
-                if e == EBUSY {
+            match r.stop_primary(host, &self.status) {
+                Ok(()) => {}
+                Err(e) if e == EBUSY => {
                     let _ = write!(error, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
                 }
+                Err(e) => {
+                    let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
+                }
             }
+        }
+        if let Err(e) = r.publish_replay_position(host, &self.status) {
+            let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
         }
         self.carry_out_log_rotate(res, host, r, &mut error)?;
         self.carry_out_log_delete(res, host, r, &mut error)?;
@@ -238,8 +245,11 @@ impl Strategy {
             if stats.writeback_error != 0 && error.as_str().is_empty() {
                 let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);
             }
-            let _ = write!(log, "{},{}", tree_store::text(view.log_name), stats.log_pos);
-            let _ = write!(lag, "{}", stats.log_pos.saturating_sub(stats.written_back_pos));
+            let _ = write!(log, "{},{}", tree_store::text(view.log_name), stats.logged.offset);
+            // Bytes of the current logfile not yet on the data device (all of it while an older
+            // logfile is still being written back).
+            let behind = if stats.written.file == stats.logged.file { stats.written.offset } else { 0 };
+            let _ = write!(lag, "{}", stats.logged.offset.saturating_sub(behind));
             emergency = flag(stats.emergency);
         } else {
             let _ = write!(lag, "0");
@@ -298,9 +308,12 @@ impl Rounds for Strategy {
     fn finish(&self) {
         // Tear down every resource: devices first, then loggers (draining), then data devices.
         let mut resources = self.resources.lock();
+        let host = self.status.host_str().unwrap_or("");
         for r in resources.iter_mut() {
             // At unload no device can be open (the module is pinned while one is).
-            let _ = r.stop_primary();
+            if let Err(e) = r.stop_primary(host, &self.status) {
+                pr_warn!("resource {}: stopping at unload: error {}\n", tree_store::text(r.name()), e.to_errno());
+            }
             let _ = r.detach();
         }
         resources.clear();

@@ -69,6 +69,12 @@ impl IncomingBio {
         }
     }
 
+    /// True if the bio carries REQ_PREFLUSH or REQ_FUA (or is a flush): it may complete only once
+    /// it, and every write completed before it, is durable.
+    pub(crate) fn durable(&self) -> bool {
+        self.info.durable != 0
+    }
+
     /// Copies a write's data into `buf`, which must hold exactly [`Self::size`] bytes.
     pub(crate) fn copy_out(&self, buf: &mut [u8]) -> Result {
         if buf.len() != self.info.size as usize {

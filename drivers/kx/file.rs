@@ -3,7 +3,8 @@
 //! Regular files by path (the transaction logfiles under /mars), through the VFS.
 //!
 //! Plain synchronous `kernel_write`/`kernel_read` plus `fsync`: no in-kernel file AIO, which the
-//! original MARS depended on and which stopped being usable after Linux 5.10.
+//! original MARS depended on and which stopped being usable after Linux 5.10. Logfiles are written
+//! with direct I/O (`O_DIRECT`): a completed write is on the device, not in the page cache.
 
 use core::ptr::NonNull;
 
@@ -31,10 +32,11 @@ unsafe impl Sync for KFile {}
 /// How to open a file.
 #[derive(Clone, Copy)]
 pub(crate) enum OpenMode {
-    /// Read only; the file must exist.
+    /// Read only; the file (or directory) must exist.
     Read,
-    /// Create a new file for reading and writing; `EEXIST` if it exists.
-    CreateNew,
+    /// Create a new file for reading and writing with direct I/O (`EEXIST` if it exists): buffers,
+    /// offsets and lengths of writes must be multiples of the device's logical block size.
+    CreateDirect,
 }
 
 impl KFile {
@@ -43,7 +45,9 @@ impl KFile {
         let flags = bindings::O_LARGEFILE
             | match mode {
                 OpenMode::Read => bindings::O_RDONLY,
-                OpenMode::CreateNew => bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL,
+                OpenMode::CreateDirect => {
+                    bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL | bindings::O_DIRECT
+                }
             };
         let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
         // SAFETY: `path` is NUL-terminated (KPath invariant).
@@ -91,6 +95,12 @@ impl KFile {
     pub(crate) fn sync_data(&self) -> Result {
         // SAFETY: `file` is open (type invariant).
         to_result(unsafe { bindings::vfs_fsync(self.file.as_ptr(), 1) })
+    }
+
+    /// Makes the file and all its metadata durable (for a directory: its entries).
+    pub(crate) fn sync_all(&self) -> Result {
+        // SAFETY: `file` is open (type invariant).
+        to_result(unsafe { bindings::vfs_fsync(self.file.as_ptr(), 0) })
     }
 }
 

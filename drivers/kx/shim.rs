@@ -92,6 +92,8 @@ pub(crate) struct BioInfo {
     pub(crate) size: u32,
     /// 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 other.
     pub(crate) op: c_int,
+    /// 1 if REQ_PREFLUSH or REQ_FUA is set or the bio is a flush.
+    pub(crate) durable: c_int,
 }
 
 /// Callback of `mars_vfs_list`: `(private, name, len, dt_type) -> 0 or -errno`.

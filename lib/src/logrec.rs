@@ -37,6 +37,9 @@ pub enum Op {
     /// A flush barrier: everything before it must be durable on the data device before anything
     /// after it is applied (no payload, no target).
     Flush,
+    /// Filler that makes the next record start on an I/O block boundary (see [`pad_len`]): its
+    /// payload is `length` zero bytes, it has no target, and replay skips it.
+    Pad,
 }
 
 impl Op {
@@ -45,6 +48,7 @@ impl Op {
             Op::Write => 1,
             Op::Discard => 2,
             Op::Flush => 3,
+            Op::Pad => 4,
         }
     }
 
@@ -53,6 +57,7 @@ impl Op {
             1 => Some(Op::Write),
             2 => Some(Op::Discard),
             3 => Some(Op::Flush),
+            4 => Some(Op::Pad),
             _ => None,
         }
     }
@@ -89,8 +94,12 @@ pub enum EncodeError {
 impl fmt::Display for EncodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EncodeError::BufferTooSmall { needed } => write!(f, "record needs {needed} bytes of buffer"),
-            EncodeError::BadLength => write!(f, "payload length does not fit the record's operation"),
+            EncodeError::BufferTooSmall { needed } => {
+                write!(f, "record needs {needed} bytes of buffer")
+            }
+            EncodeError::BadLength => {
+                write!(f, "payload length does not fit the record's operation")
+            }
         }
     }
 }
@@ -98,7 +107,7 @@ impl fmt::Display for EncodeError {
 /// Payload bytes a record with `header` carries.
 fn data_len_of(header: &RecordHeader) -> u32 {
     match header.op {
-        Op::Write => header.length,
+        Op::Write | Op::Pad => header.length,
         Op::Discard | Op::Flush => 0,
     }
 }
@@ -111,6 +120,34 @@ pub const fn padding_len(data_len: usize) -> usize {
 /// Total on-disk size of a record with `data_len` payload bytes.
 pub const fn record_len(data_len: usize) -> usize {
     HEADER_LEN + data_len + padding_len(data_len)
+}
+
+/// Length of the pad record that makes a log ending at byte `end` (a multiple of [`ALIGN`]) end
+/// on a multiple of `block` (a multiple of [`ALIGN`], at least [`HEADER_LEN`]): 0 if it already
+/// does, else the gap to the next boundary, or the gap plus one more block if the gap cannot
+/// hold a header. Direct I/O writers append their batches on `block` boundaries this way.
+pub const fn pad_len(end: usize, block: usize) -> usize {
+    let gap = (block - end % block) % block;
+    if gap == 0 || gap >= HEADER_LEN {
+        gap
+    } else {
+        gap + block
+    }
+}
+
+/// Encodes a pad record of `len` bytes (from [`pad_len`], non-zero) into `out`.
+pub fn encode_pad(seq: u64, stamp: Stamp, len: usize, out: &mut [u8]) -> Result<usize, EncodeError> {
+    let data_len = len.checked_sub(HEADER_LEN).ok_or(EncodeError::BadLength)?;
+    if data_len % ALIGN != 0 {
+        return Err(EncodeError::BadLength);
+    }
+    let length = u32::try_from(data_len).map_err(|_| EncodeError::BadLength)?;
+    let out = out.get_mut(..len).ok_or(EncodeError::BufferTooSmall { needed: len })?;
+    let (head, payload) = out.split_at_mut(HEADER_LEN);
+    payload.fill(0);
+    let header = RecordHeader { op: Op::Pad, seq, stamp, sector: 0, length };
+    head.copy_from_slice(&encode_header(&header, crc32c(payload))?);
+    Ok(len)
 }
 
 /// Encodes the header of a record whose payload has checksum `data_crc` (see [`Crc32c`]).
@@ -248,10 +285,16 @@ impl fmt::Display for StopReason {
             StopReason::UnsupportedVersion(v) => {
                 write!(f, "record format version {v} is not supported (this MARS reads version {VERSION})")
             }
-            StopReason::HeaderChecksum => write!(f, "record header checksum mismatch: damaged record"),
+            StopReason::HeaderChecksum => {
+                write!(f, "record header checksum mismatch: damaged record")
+            }
             StopReason::BadHeader(why) => write!(f, "invalid record header: {why}"),
-            StopReason::DataChecksum => write!(f, "record payload checksum mismatch: damaged record"),
-            StopReason::BadPadding => write!(f, "non-zero padding after record payload: damaged record"),
+            StopReason::DataChecksum => {
+                write!(f, "record payload checksum mismatch: damaged record")
+            }
+            StopReason::BadPadding => {
+                write!(f, "non-zero padding after record payload: damaged record")
+            }
             StopReason::Sequence { expected, found } => {
                 write!(f, "record sequence number {found} where {expected} was expected: stale or missing record")
             }
@@ -375,11 +418,15 @@ fn parse_header(head: &[u8]) -> Result<(RecordHeader, u32), StopReason> {
     if data_len != data_len_of(&header) || data_len > MAX_DATA {
         return Err(StopReason::BadHeader("payload length does not match the operation"));
     }
-    if u64::from(length) % SECTOR != 0 && op != Op::Flush {
-        return Err(StopReason::BadHeader("length is not a multiple of 512"));
+    let unit = if op == Op::Pad { ALIGN as u64 } else { SECTOR };
+    if u64::from(length) % unit != 0 && op != Op::Flush {
+        return Err(StopReason::BadHeader("length is not a multiple of 512 (of 8 for a pad)"));
     }
     if op == Op::Flush && (length != 0 || sector != 0) {
         return Err(StopReason::BadHeader("flush record with a target"));
+    }
+    if op == Op::Pad && sector != 0 {
+        return Err(StopReason::BadHeader("pad record with a target"));
     }
     Ok((header, data_crc))
 }
@@ -578,6 +625,58 @@ mod tests {
     }
 
     #[test]
+    fn pad_len_reaches_the_next_block_boundary_with_room_for_a_header() {
+        assert_eq!(pad_len(0, 512), 0);
+        assert_eq!(pad_len(512, 512), 0);
+        assert_eq!(pad_len(8, 512), 504);
+        assert_eq!(pad_len(448, 512), 64);
+        assert_eq!(pad_len(456, 512), 568);
+        assert_eq!(pad_len(4160, 4096), 4032);
+        for end in (0..4096).step_by(8) {
+            let n = pad_len(end, 512);
+            assert_eq!((end + n) % 512, 0);
+            assert!(n == 0 || n >= HEADER_LEN);
+        }
+    }
+
+    #[test]
+    fn batches_padded_to_blocks_read_back_with_their_pads() {
+        let mut log = Vec::new();
+        let mut seq = 1u64;
+        for payload in [4096usize, 512, 0, 1 << 20, 1024] {
+            let header = if payload == 0 {
+                RecordHeader { op: Op::Flush, ..write_hdr(seq, 0, 0) }
+            } else {
+                write_hdr(seq, seq * 8, payload as u32)
+            };
+            let data = vec![seq as u8; payload];
+            let start = log.len();
+            log.resize(start + record_len(payload), 0xee);
+            encode_record(&header, &data, &mut log[start..]).unwrap();
+            seq += 1;
+            let n = pad_len(log.len(), 512);
+            let start = log.len();
+            log.resize(start + n, 0xee);
+            encode_pad(seq, Stamp::new(1_000 + seq, HOST), n, &mut log[start..]).unwrap();
+            seq += 1;
+            assert_eq!(log.len() % 512, 0);
+        }
+        log.resize(log.len() + 4096, 0);
+        let mut reader = LogReader::new(&log);
+        let ops: Vec<Op> = reader.by_ref().map(|r| r.header.op).collect();
+        assert_eq!(ops.len(), 10);
+        assert!(ops.iter().skip(1).step_by(2).all(|op| *op == Op::Pad));
+        assert_eq!(reader.stop().unwrap().reason, StopReason::ZeroTail);
+        assert!(encode_pad(1, Stamp::new(1, HOST), 60, &mut [0u8; 64]).is_err());
+        assert!(encode_pad(1, Stamp::new(1, HOST), 68, &mut [0u8; 68]).is_err());
+        let mut bad = log.clone();
+        bad[4608 - 8] = 1;
+        let mut reader = LogReader::new(&bad);
+        assert_eq!(reader.by_ref().count(), 1);
+        assert_eq!(reader.stop().unwrap().reason, StopReason::DataChecksum);
+    }
+
+    #[test]
     fn stop_reasons_read_well() {
         let s = Stop { offset: 4160, reason: StopReason::DataChecksum };
         assert_eq!(std::format!("{s}"), "at offset 4160: record payload checksum mismatch: damaged record");
@@ -638,8 +737,11 @@ mod tests {
                 let got: Vec<usize> = r.by_ref().map(|r| r.end()).collect();
                 let before: Vec<usize> = ends.iter().copied().take_while(|&e| e <= byte).collect();
                 assert_eq!(got, before, "flip of bit {bit} in byte {byte} went unnoticed");
-                assert!(!r.stop().unwrap().reason.is_clean_end() || r.stop().unwrap().reason == StopReason::ZeroTail,
-                    "flip at {byte}:{bit} looks like a clean end: {:?}", r.stop());
+                assert!(
+                    !r.stop().unwrap().reason.is_clean_end() || r.stop().unwrap().reason == StopReason::ZeroTail,
+                    "flip at {byte}:{bit} looks like a clean end: {:?}",
+                    r.stop()
+                );
             }
         }
     }

@@ -13,15 +13,20 @@ done
 marsadm secondary r0
 marsadm down r0
 log=/mars/resource-r0/log-000000001-node1
-[ "$(stat -c %s $log)" -eq $((10 * (64 + 4096))) ] || fail "log has $(stat -c %s $log) bytes, expected 10 records"
-# Start from a clean data disk, so the replay alone decides what is on it.
+# Each write is one batch: a 4160-byte record and a pad up to the next 512-byte boundary.
+batch=4608
+pos=$(tree_value resource-r0/replay-node1)
+[ "$pos" = "log-000000001-node1,$((10 * batch))" ] || fail "replay position after 10 writes: $pos"
+# Start from a clean data disk and forget the replay position, so that the replay of the whole
+# logfile alone decides what is on the disk.
 dd if=/dev/zero of=/dev/vda bs=1M count=1 oflag=direct status=none
-# Flip one payload byte of record 7 (0-based index 6).
-off=$((6 * (64 + 4096) + 64 + 100))
+rm /mars/resource-r0/replay-node1
+# Flip one payload byte of write 7 (0-based index 6).
+off=$((6 * batch + 64 + 100))
 printf '\x00' | dd of=$log bs=1 seek=$off count=1 conv=notrunc status=none
 sync
 marsadm up r0 --timeout 60
-expect_dmesg "mars: resource r0: logfile log-000000001-node1 is damaged at offset $((6 * (64 + 4096))): record payload checksum mismatch"
+expect_dmesg "mars: resource r0: logfile log-000000001-node1 is damaged at offset $((6 * batch)): record payload checksum mismatch"
 tree_value resource-r0/actual-node1/error | grep -q "log-000000001-node1 is damaged" || fail "error key: $(tree_value resource-r0/actual-node1/error)"
 marsadm view r0 | grep -q "damaged" || fail "marsadm view does not show the damage"
 for i in $(seq 0 5); do

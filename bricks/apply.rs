@@ -4,7 +4,7 @@
 //!
 //! Writes that do not overlap go out together; a write that overlaps an earlier one of the same
 //! run waits until that one has completed, so the device ends up holding the newest data. The
-//! logger uses this for write-back and the replay at attach for crash recovery.
+//! write-back thread uses this, and so does the replay at attach for crash recovery.
 
 use kernel::prelude::*;
 
@@ -37,8 +37,9 @@ pub(crate) fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// Applies `items` in order and flushes the device. Discards are a hint: a device that cannot
-/// discard keeps its data, which is allowed.
+/// Applies `items` in order (without flushing the device). Discards are a hint: a device that
+/// cannot discard keeps its data, which is allowed. Flushes and pads have nothing to apply: the
+/// log order already orders the writes around a flush.
 pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
     let mut start = 0;
     while start < items.len() {
@@ -52,8 +53,7 @@ pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
                 }
                 match item.op {
                     Op::Write => scope.write(dev, item.sector, item.data)?,
-                    Op::Discard => {}
-                    Op::Flush => {}
+                    Op::Discard | Op::Flush | Op::Pad => {}
                 }
                 taken = i + 1;
             }
@@ -71,5 +71,5 @@ pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
         }
         start = start.saturating_add(taken.max(1));
     }
-    dev.flush()
+    Ok(())
 }

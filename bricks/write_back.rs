@@ -1,0 +1,332 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The write-back thread of a primary: applies logged batches to the data device behind the log.
+//!
+//! The logger hands over each batch once it is in the log and acknowledged; this thread writes
+//! the batches to the data device in log order and flushes the device at most once a second (or
+//! when someone needs the position, [`WriteBack::sync`]), since the log already holds the data
+//! durably. Until a range is written, reads of it wait ([`WriteBack::wait_written`]), so a read
+//! always returns the newest data. Memory is bounded: the logger waits while more than
+//! [`MAX_PENDING_BYTES`] are handed over and not yet written.
+
+use kernel::prelude::*;
+use kernel::sync::{Arc, CondVar, Mutex};
+use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
+
+use super::apply::{apply, overlaps, Item};
+use crate::kx::bdev::BackingDevice;
+use crate::kx::kthread::Rounds;
+use crate::mars_core::logrec::Op;
+
+/// Handed over but not yet written: beyond this the logger waits.
+const MAX_PENDING_BYTES: usize = 64 << 20;
+/// Longest time written data stays unflushed on the data device.
+const FLUSH_INTERVAL_MS: i64 = 1000;
+
+/// A position in this host's log: logfile number, then byte offset in it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub(crate) struct LogPos {
+    /// Logfile number.
+    pub(crate) file: u32,
+    /// Byte offset within the logfile.
+    pub(crate) offset: u64,
+}
+
+/// One request's part of a batch: what to write where.
+pub(crate) struct Request {
+    /// Operation.
+    pub(crate) op: Op,
+    /// Target sector.
+    pub(crate) sector: u64,
+    /// Bytes affected.
+    pub(crate) length: u32,
+    /// Payload of a write.
+    pub(crate) data: KVVec<u8>,
+}
+
+impl Request {
+    fn item(&self) -> Item<'_> {
+        Item { op: self.op, sector: self.sector, length: self.length, data: &self.data }
+    }
+
+    /// Sectors the request touches.
+    pub(crate) fn range(&self) -> (u64, u64) {
+        self.item().range()
+    }
+}
+
+/// Requests logged together, and where the log is after them.
+pub(crate) struct Batch {
+    /// In log order.
+    pub(crate) requests: KVec<Request>,
+    /// Log position after the batch.
+    pub(crate) end: LogPos,
+}
+
+impl Batch {
+    fn bytes(&self) -> usize {
+        self.requests.iter().map(|r| r.data.len()).sum()
+    }
+}
+
+struct State {
+    /// Handed over, not yet written, in log order.
+    pending: KVec<Batch>,
+    pending_bytes: usize,
+    /// Sector ranges received by the logger and not yet written to the data device.
+    unwritten: KVec<(u64, u64)>,
+    /// Log position of the last batch handed over.
+    handed_over: LogPos,
+    /// Everything before this is written to the data device.
+    written: LogPos,
+    /// Everything before this is durable on the data device.
+    flushed: LogPos,
+    /// Someone waits for `flushed` to reach `handed_over`.
+    flush_wanted: bool,
+    /// Errno of the first failed write-back or flush, 0 if none. Sticky: after a failure,
+    /// `written` and `flushed` stay where they were, so no logfile still needed is deleted.
+    error: i32,
+    /// When the data device was last flushed.
+    last_flush: Instant<Monotonic>,
+}
+
+/// The write-back of one primary resource.
+#[pin_data]
+pub(crate) struct WriteBack {
+    dev: Arc<BackingDevice>,
+    #[pin]
+    state: Mutex<State>,
+    /// Signalled when batches arrive or a flush is wanted.
+    #[pin]
+    work: CondVar,
+    /// Signalled when batches are written or flushed.
+    #[pin]
+    progress: CondVar,
+}
+
+/// What the strategy publishes about the write-back.
+#[derive(Clone, Copy)]
+pub(crate) struct WriteBackStats {
+    /// Everything before this is written to the data device.
+    pub(crate) written: LogPos,
+    /// Everything before this is durable on the data device.
+    pub(crate) flushed: LogPos,
+    /// Errno of the first failed write-back or flush, 0 if none.
+    pub(crate) error: i32,
+}
+
+impl WriteBack {
+    /// A write-back to `dev` whose log starts at `start`.
+    pub(crate) fn new(dev: Arc<BackingDevice>, start: LogPos) -> impl PinInit<Self, Error> {
+        try_pin_init!(WriteBack {
+            dev,
+            state <- kernel::new_mutex!(State {
+                pending: KVec::new(),
+                pending_bytes: 0,
+                unwritten: KVec::new(),
+                handed_over: start,
+                written: start,
+                flushed: start,
+                flush_wanted: false,
+                error: 0,
+                last_flush: Instant::now(),
+            }),
+            work <- kernel::new_condvar!(),
+            progress <- kernel::new_condvar!(),
+        }? Error)
+    }
+
+    /// The data device.
+    pub(crate) fn dev(&self) -> &Arc<BackingDevice> {
+        &self.dev
+    }
+
+    /// Current positions.
+    pub(crate) fn stats(&self) -> WriteBackStats {
+        let s = self.state.lock();
+        WriteBackStats { written: s.written, flushed: s.flushed, error: s.error }
+    }
+
+    /// Notes that `range` was received and must not be read from the data device until written.
+    pub(crate) fn reserve(&self, range: (u64, u64)) -> Result {
+        self.state.lock().unwritten.push(range, GFP_KERNEL).map_err(Into::into)
+    }
+
+    /// Takes back a [`Self::reserve`] whose request never made it into the queue.
+    pub(crate) fn unreserve(&self, range: (u64, u64)) {
+        let mut s = self.state.lock();
+        if let Some(i) = s.unwritten.iter().position(|r| *r == range) {
+            let _ = s.unwritten.remove(i);
+        }
+        drop(s);
+        self.progress.notify_all();
+    }
+
+    /// Waits until no sector of `range` is waiting to be written.
+    pub(crate) fn wait_written(&self, range: (u64, u64)) {
+        let mut s = self.state.lock();
+        while s.unwritten.iter().any(|r| overlaps(*r, range)) {
+            self.progress.wait(&mut s);
+        }
+    }
+
+    /// Hands over a logged batch (waiting while too much is pending).
+    pub(crate) fn hand_over(&self, batch: Batch) -> Result {
+        let bytes = batch.bytes();
+        let mut s = self.state.lock();
+        while s.pending_bytes > MAX_PENDING_BYTES {
+            self.progress.wait(&mut s);
+        }
+        let end = batch.end;
+        s.pending.push(batch, GFP_KERNEL)?;
+        s.pending_bytes = s.pending_bytes.saturating_add(bytes);
+        s.handed_over = end;
+        drop(s);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// Writes `requests` (not logged: emergency mode) to the data device after everything
+    /// handed over, flushes it, and returns the result for their acknowledgement.
+    pub(crate) fn write_through(&self, requests: &[Request]) -> Result {
+        self.sync()?;
+        let mut items = KVec::with_capacity(requests.len(), GFP_KERNEL)?;
+        for r in requests {
+            items.push(r.item(), GFP_KERNEL)?;
+        }
+        let result = apply(&self.dev, &items).and_then(|()| self.dev.flush());
+        let mut s = self.state.lock();
+        for r in requests {
+            release(&mut s.unwritten, r);
+        }
+        drop(s);
+        self.progress.notify_all();
+        result
+    }
+
+    /// Waits until everything handed over so far is written and flushed; returns the error of
+    /// the write-back, if it failed.
+    pub(crate) fn sync(&self) -> Result {
+        let mut s = self.state.lock();
+        let target = s.handed_over;
+        s.flush_wanted = true;
+        self.work.notify_one();
+        while s.flushed < target && s.error == 0 {
+            self.progress.wait(&mut s);
+        }
+        match s.error {
+            0 => Ok(()),
+            e => Err(Error::from_errno(e)),
+        }
+    }
+
+    /// Waits until nothing is pending or unwritten (the logger stopped sending), and flushes.
+    pub(crate) fn quiesce(&self) -> Result {
+        let mut s = self.state.lock();
+        while !s.pending.is_empty() || !s.unwritten.is_empty() {
+            self.progress.wait(&mut s);
+        }
+        drop(s);
+        self.sync()
+    }
+
+    /// Writes one batch; records the outcome.
+    fn write(&self, batch: Batch) {
+        let result = (|| -> Result {
+            let mut items = KVec::with_capacity(batch.requests.len(), GFP_KERNEL)?;
+            for r in batch.requests.iter() {
+                items.push(r.item(), GFP_KERNEL)?;
+            }
+            apply(&self.dev, &items)
+        })();
+        let mut s = self.state.lock();
+        for r in batch.requests.iter() {
+            release(&mut s.unwritten, r);
+        }
+        s.pending_bytes = s.pending_bytes.saturating_sub(batch.bytes());
+        match result {
+            Ok(()) if s.error == 0 => s.written = batch.end,
+            Ok(()) => {}
+            Err(e) if s.error == 0 => {
+                pr_err!("write-back to the data device failed (error {}); the log keeps the data\n", e.to_errno());
+                s.error = e.to_errno();
+            }
+            Err(_) => {}
+        }
+        drop(s);
+        self.progress.notify_all();
+    }
+
+    /// Flushes the data device if something was written since the last flush.
+    fn flush(&self) {
+        let target = {
+            let s = self.state.lock();
+            if s.written == s.flushed || s.error != 0 {
+                return;
+            }
+            s.written
+        };
+        let result = self.dev.flush();
+        let mut s = self.state.lock();
+        match result {
+            Ok(()) if s.error == 0 => s.flushed = s.flushed.max(target),
+            Ok(()) => {}
+            Err(e) if s.error == 0 => {
+                pr_err!("flush of the data device failed (error {}); the log keeps the data\n", e.to_errno());
+                s.error = e.to_errno();
+            }
+            Err(_) => {}
+        }
+        drop(s);
+        self.progress.notify_all();
+    }
+
+    /// Writes every pending batch, oldest first; false if there was none.
+    fn write_pending(&self, wait: bool) -> bool {
+        let batches = {
+            let mut s = self.state.lock();
+            if wait && s.pending.is_empty() && !s.flush_wanted {
+                let _ = self.work.wait_interruptible_timeout(&mut s, msecs_to_jiffies(100));
+            }
+            core::mem::replace(&mut s.pending, KVec::new())
+        };
+        let any = !batches.is_empty();
+        for batch in batches {
+            self.write(batch);
+        }
+        any
+    }
+}
+
+/// Removes `request`'s range from `unwritten` (one entry: the same range may be queued twice).
+fn release(unwritten: &mut KVec<(u64, u64)>, request: &Request) {
+    if request.op == Op::Write || request.op == Op::Discard {
+        if let Some(i) = unwritten.iter().position(|r| *r == request.range()) {
+            let _ = unwritten.remove(i);
+        }
+    }
+}
+
+impl Rounds for WriteBack {
+    fn round(&self) -> u32 {
+        self.write_pending(true);
+        let due = {
+            let mut s = self.state.lock();
+            let due = s.flush_wanted || s.last_flush.elapsed() >= Delta::from_millis(FLUSH_INTERVAL_MS);
+            if due {
+                s.flush_wanted = false;
+                s.last_flush = Instant::now();
+            }
+            due
+        };
+        if due {
+            self.flush();
+        }
+        0
+    }
+
+    fn finish(&self) {
+        while self.write_pending(false) {}
+        self.flush();
+    }
+}

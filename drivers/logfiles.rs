@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! This host's logfiles of a resource: `/mars/resource-NAME/log-NUMBER-HOST`.
+
+use kernel::prelude::*;
+
+use crate::kx::file::{KFile, OpenMode};
+use crate::kx::vfs::{self, KPath};
+use crate::mars_core::names::{format_logfile_name, parse_logfile_name, LOGFILE_NAME_MAX};
+
+/// `log-NUMBER-HOST` as bytes.
+pub(crate) fn name(number: u32, host: &str) -> Result<KVec<u8>> {
+    let mut buf = [0u8; LOGFILE_NAME_MAX];
+    let n = format_logfile_name(number, host, &mut buf).map_err(|_| EINVAL)?;
+    let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+    out.extend_from_slice(buf.get(..n).ok_or(EINVAL)?, GFP_KERNEL)?;
+    Ok(out)
+}
+
+/// `DIR/log-NUMBER-HOST`.
+pub(crate) fn path(dir: &KPath, number: u32, host: &str) -> Result<KPath> {
+    KPath::join(&[dir.as_bytes(), b"/", &name(number, host)?])
+}
+
+/// Numbers of `host`'s logfiles in `dir`, ascending.
+pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
+    let mut found = KVec::new();
+    vfs::list(dir, |entry, _| {
+        if let Ok((number, origin)) = parse_logfile_name(entry) {
+            if origin == host {
+                found.push(number, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    })?;
+    found.sort_unstable();
+    Ok(found)
+}
+
+/// Deletes `host`'s logfiles in `dir` numbered below `limit` and makes the deletion durable;
+/// returns how many there were.
+pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
+    let mut deleted = 0u32;
+    for number in numbers(dir, host)? {
+        if number >= limit {
+            continue;
+        }
+        vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?)?;
+        deleted = deleted.saturating_add(1);
+    }
+    if deleted > 0 {
+        KFile::open(dir, OpenMode::Read)?.sync_all()?;
+    }
+    Ok(deleted)
+}

@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `resource-NAME/replay-HOST`: how far HOST's data device holds HOST's log.
+//!
+//! Value `log-NUMBER-HOST,OFFSET`: every record of the logfiles numbered below NUMBER and the
+//! first OFFSET bytes of logfile NUMBER are durable on the data device. Attach replays from
+//! there; a new logfile is numbered above it, so numbers keep growing even after every logfile
+//! was deleted. Published by the strategy after write-back flushes and after a replay; a lost
+//! update only means replaying more, which is harmless (docs/resource-control.md).
+
+use core::fmt::Write;
+
+use kernel::prelude::*;
+
+use crate::bricks::write_back::LogPos;
+use crate::mars_core::names::parse_logfile_name;
+use crate::mars_core::tree::{EntryRef, Key};
+use crate::status::ModuleStatus;
+use crate::tree_store::{self, TargetBuf, TextBuf};
+
+/// The stored position of `host` for `resource`, if any (and readable).
+pub(crate) fn load(resource: &str, host: &str) -> Result<Option<LogPos>> {
+    let key = Key::ReplayPosition { resource, host }.to_buf().map_err(|_| EINVAL)?;
+    let mut buf = TargetBuf::new()?;
+    let Some(entry) = tree_store::get(key.as_str(), &mut buf)? else {
+        return Ok(None);
+    };
+    if entry.deleted {
+        return Ok(None);
+    }
+    Ok(parse(entry.value.as_bytes(), host))
+}
+
+/// `log-NUMBER-HOST,OFFSET` of `host`; `None` if malformed.
+fn parse(value: &[u8], host: &str) -> Option<LogPos> {
+    let comma = value.iter().position(|&b| b == b',')?;
+    let (name, offset) = (value.get(..comma)?, value.get(comma + 1..)?);
+    let (file, origin) = parse_logfile_name(name).ok()?;
+    if origin != host {
+        return None;
+    }
+    let offset = core::str::from_utf8(offset).ok()?.parse::<u64>().ok()?;
+    Some(LogPos { file, offset })
+}
+
+/// Stores `pos` for `host` unless it is what is stored already.
+pub(crate) fn store(resource: &str, host: &str, pos: LogPos, status: &ModuleStatus) -> Result {
+    if load(resource, host)? == Some(pos) {
+        return Ok(());
+    }
+    let name = crate::logfiles::name(pos.file, host)?;
+    let mut value = TextBuf::new();
+    write!(value, "{},{}", tree_store::text(&name), pos.offset).map_err(|_| EINVAL)?;
+    let key = Key::ReplayPosition { resource, host }.to_buf().map_err(|_| EINVAL)?;
+    let entry = EntryRef::live(key.as_str(), value.as_str(), status.tick()).map_err(|_| EINVAL)?;
+    tree_store::put(&entry, &mut TargetBuf::new()?)
+}
