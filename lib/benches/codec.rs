@@ -24,22 +24,15 @@ fn gbps(bytes: usize, budget: Duration, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
-    );
+    let budget = Duration::from_millis(std::env::var("BENCH_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000));
     println!("| size | memcpy GB/s | crc32c GB/s | encode record GB/s | read+verify GB/s | encode / memcpy |");
     println!("|---:|---:|---:|---:|---:|---:|");
     for &size in &[4096usize, 1 << 20] {
         let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let mut copy = vec![0u8; size];
         let mut rec = vec![0u8; record_len(size)];
-        let header = RecordHeader {
-            op: Op::Write,
-            seq: 1,
-            stamp: Stamp::new(1, HostId(7)),
-            sector: 0,
-            length: size as u32,
-        };
+        let header =
+            RecordHeader { op: Op::Write, seq: 1, stamp: Stamp::new(1, HostId(7)), sector: 0, length: size as u32 };
         let memcpy = gbps(size, budget, || {
             copy.copy_from_slice(black_box(&data));
             black_box(&copy);

@@ -66,13 +66,7 @@ impl PartialOrd for Stamp {
 impl fmt::Display for Stamp {
     /// Formats as `SECONDS.NANOSECONDS@HOSTID`, e.g. `1700000000.000000042@00ab...`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}.{:09}@{:016x}",
-            self.nanos / 1_000_000_000,
-            self.nanos % 1_000_000_000,
-            self.host.0
-        )
+        write!(f, "{}.{:09}@{:016x}", self.nanos / 1_000_000_000, self.nanos % 1_000_000_000, self.host.0)
     }
 }
 
@@ -181,10 +175,7 @@ mod tests {
     #[test]
     fn display_is_seconds_nanoseconds_host() {
         let s = Stamp::new(1_700_000_000_000_000_042, HostId(0xab));
-        assert_eq!(
-            std::format!("{s}"),
-            "1700000000.000000042@00000000000000ab"
-        );
+        assert_eq!(std::format!("{s}"), "1700000000.000000042@00000000000000ab");
     }
 
     proptest! {

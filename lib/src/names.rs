@@ -481,10 +481,7 @@ mod tests {
         let n = format_logfile_name(MAX_SEQ, &host, &mut buf).unwrap();
         assert_eq!(n, MAX_LOGFILE_NAME_LEN);
         assert_eq!(parse_logfile_name(&buf[..n]), Ok((MAX_SEQ, host.as_str())));
-        assert_eq!(
-            format_logfile_name(MAX_SEQ + 1, "a", &mut buf),
-            Err(NameProblem::SeqTooLarge { seq: MAX_SEQ + 1 })
-        );
+        assert_eq!(format_logfile_name(MAX_SEQ + 1, "a", &mut buf), Err(NameProblem::SeqTooLarge { seq: MAX_SEQ + 1 }));
         assert_eq!(format_logfile_name(1, "all", &mut buf), Err(NameProblem::Reserved));
         assert_eq!(format_logfile_name(1, "a-", &mut buf), Err(NameProblem::TrailingHyphen));
         assert_eq!(format_logfile_name(1, "", &mut buf), Err(NameProblem::Empty));
@@ -495,19 +492,13 @@ mod tests {
         assert_eq!(NameKind::Resource.validate(b"a.b"), Err(NameProblem::BadByte { at: 1, byte: b'.' }));
         assert_eq!(NameKind::Host.validate(b"self"), Err(NameProblem::Reserved));
         assert_eq!(NameKind::Logfile.validate(b"log-000000001-a"), Ok("log-000000001-a"));
-        assert_eq!(
-            [NameKind::Resource, NameKind::Host, NameKind::Logfile].map(NameKind::max_len),
-            [26, 63, 77]
-        );
+        assert_eq!([NameKind::Resource, NameKind::Host, NameKind::Logfile].map(NameKind::max_len), [26, 63, 77]);
         assert_eq!(NameKind::Logfile.to_string(), "logfile");
         assert_eq!(
             NameKind::Resource.rule().to_string(),
             "resource names are up to 26 of a-z, 0-9, '_' and '-', start with a letter or digit and are not all"
         );
-        assert_eq!(
-            NameProblem::BadByte { at: 3, byte: 0 }.to_string(),
-            "byte 0x00 is not allowed (offset 3)"
-        );
+        assert_eq!(NameProblem::BadByte { at: 3, byte: 0 }.to_string(), "byte 0x00 is not allowed (offset 3)");
         assert_eq!(NameProblem::NotLogfileName.to_string(), "it is not of the form log-<9 digits>-<host name>");
     }
 

@@ -68,9 +68,6 @@ mod tests {
     #[test]
     fn message_names_parameter_value_and_range() {
         let e = INTERVAL_MS.check(5).unwrap_err();
-        assert_eq!(
-            std::format!("{e}"),
-            "invalid parameter interval_ms=5: must be between 100 and 60000"
-        );
+        assert_eq!(std::format!("{e}"), "invalid parameter interval_ms=5: must be between 100 and 60000");
     }
 }

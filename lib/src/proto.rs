@@ -180,10 +180,9 @@ impl Channel {
             MessageType::LogListRequest | MessageType::LogList | MessageType::LogFetch | MessageType::LogData => {
                 self == Channel::Replication
             }
-            MessageType::BlockRead
-            | MessageType::BlockData
-            | MessageType::ChecksumRequest
-            | MessageType::Checksums => self == Channel::Sync,
+            MessageType::BlockRead | MessageType::BlockData | MessageType::ChecksumRequest | MessageType::Checksums => {
+                self == Channel::Sync
+            }
         }
     }
 }
@@ -444,7 +443,9 @@ impl fmt::Display for ProtoError {
             ProtoError::BadText { field } => write!(f, "{field} is not printable UTF-8 text"),
             ProtoError::TooLarge { field, value, max } => write!(f, "{field} is {value}, the limit is {max}"),
             ProtoError::Invalid { field, why } => write!(f, "invalid {field}: {why}"),
-            ProtoError::BufferTooSmall { needed } => write!(f, "output buffer too small: the frame needs {needed} bytes"),
+            ProtoError::BufferTooSmall { needed } => {
+                write!(f, "output buffer too small: the frame needs {needed} bytes")
+            }
             ProtoError::NoCommonVersion { peer_min, peer_max } => write!(
                 f,
                 "no common protocol version: the peer speaks {peer_min} to {peer_max}, this MARS {MIN_VERSION} to \
@@ -533,9 +534,10 @@ pub fn decode_message<'a>(header: &FrameHeader, payload: &'a [u8]) -> Result<Mes
 /// Decodes a frame that is exactly `bytes`: the header, then the message. The entry point for
 /// fuzzing.
 pub fn decode_frame(bytes: &[u8]) -> Result<(FrameHeader, Message<'_>), ProtoError> {
-    let head: &[u8; HEADER_LEN] = bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or(
-        ProtoError::Truncated { field: "frame header", needed: HEADER_LEN, available: bytes.len() },
-    )?;
+    let head: &[u8; HEADER_LEN] = bytes
+        .get(..HEADER_LEN)
+        .and_then(|h| h.try_into().ok())
+        .ok_or(ProtoError::Truncated { field: "frame header", needed: HEADER_LEN, available: bytes.len() })?;
     let header = decode_header(head)?;
     let message = decode_message(&header, bytes.get(HEADER_LEN..).unwrap_or(&[]))?;
     Ok((header, message))
@@ -573,11 +575,7 @@ fn encode(message: &Message<'_>, request_id: u64, out: &mut [u8], with_bulk: boo
     }
     let payload_len = message.payload_len();
     if payload_len > kind.max_payload_len() {
-        return Err(ProtoError::PayloadTooLarge {
-            kind,
-            len: payload_len as u64,
-            max: kind.max_payload_len() as u64,
-        });
+        return Err(ProtoError::PayloadTooLarge { kind, len: payload_len as u64, max: kind.max_payload_len() as u64 });
     }
     let bulk = message.bulk();
     let frame_len = HEADER_LEN.saturating_add(payload_len);
@@ -594,9 +592,8 @@ fn encode(message: &Message<'_>, request_id: u64, out: &mut [u8], with_bulk: boo
     let mut crc = Crc32c::new();
     crc.update(head_payload);
     crc.update(bulk);
-    let payload_len = u32::try_from(head_payload.len().saturating_add(bulk.len())).map_err(|_| {
-        ProtoError::PayloadTooLarge { kind, len: u64::MAX, max: kind.max_payload_len() as u64 }
-    })?;
+    let payload_len = u32::try_from(head_payload.len().saturating_add(bulk.len()))
+        .map_err(|_| ProtoError::PayloadTooLarge { kind, len: u64::MAX, max: kind.max_payload_len() as u64 })?;
     if with_bulk {
         w.bytes(bulk).map_err(too_small)?;
     }
@@ -660,7 +657,11 @@ pub fn negotiate_version(peer_min: u16, peer_max: u16) -> Result<u16, ProtoError
 ///
 /// The peer must be of our cluster, not use our own host name, be called `expected_peer_name`
 /// if we know whom we connected to, not send our nonce back, and share a protocol version.
-pub fn check_peer_hello(own: &Hello<'_>, peer: &Hello<'_>, expected_peer_name: Option<&str>) -> Result<u16, ProtoError> {
+pub fn check_peer_hello(
+    own: &Hello<'_>,
+    peer: &Hello<'_>,
+    expected_peer_name: Option<&str>,
+) -> Result<u16, ProtoError> {
     if peer.cluster_id != own.cluster_id {
         return Err(ProtoError::WrongCluster);
     }
@@ -850,7 +851,10 @@ mod tests {
         let header = decode_header(&raw_header(1, 4, 0, 8)).unwrap();
         assert_eq!(check_payload(&header, &[0; 7]), Err(ProtoError::PayloadLength { declared: 8, actual: 7 }));
         assert!(matches!(check_payload(&header, &[1; 8]), Err(ProtoError::PayloadChecksum { .. })));
-        assert_eq!(check_payload(&header, &[0; 8]), Err(ProtoError::PayloadChecksum { stored: 0, computed: crc32c(&[0; 8]) }));
+        assert_eq!(
+            check_payload(&header, &[0; 8]),
+            Err(ProtoError::PayloadChecksum { stored: 0, computed: crc32c(&[0; 8]) })
+        );
         assert!(decode_frame(&[0x4d, 0x61]).is_err());
     }
 
@@ -937,7 +941,9 @@ mod tests {
             Err(ProtoError::NoCommonVersion { peer_min: 2, peer_max: 5 })
         );
         assert_eq!(negotiate_version(1, 7), Ok(MAX_VERSION));
-        for e in [ProtoError::PeerIsSelf, ProtoError::UnexpectedPeer, ProtoError::ReflectedNonce, ProtoError::AuthFailed] {
+        for e in
+            [ProtoError::PeerIsSelf, ProtoError::UnexpectedPeer, ProtoError::ReflectedNonce, ProtoError::AuthFailed]
+        {
             assert_eq!(e.code(), ErrorCode::AUTH_FAILED);
         }
     }
@@ -951,10 +957,7 @@ mod tests {
         let mut newer = own;
         newer.min_version = 2;
         newer.max_version = 2;
-        assert_eq!(
-            encode_frame(&Message::Hello(newer), 0, &mut buf),
-            Err(ProtoError::UnsupportedVersion { found: 2 })
-        );
+        assert_eq!(encode_frame(&Message::Hello(newer), 0, &mut buf), Err(ProtoError::UnsupportedVersion { found: 2 }));
         // A hello whose payload disagrees with its frame version is refused.
         let mut payload = [0u8; 116];
         let mut w = Writer::new(&mut payload);

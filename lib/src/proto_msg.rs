@@ -359,13 +359,11 @@ impl<'a> Message<'a> {
             Message::Keepalive { .. } | Message::TreeRequest { .. } => 8,
             Message::TreeData { chunk, .. } => sum(&[13, chunk.len()]),
             Message::LogListRequest { resource } => name_len(resource),
-            Message::LogList { resource, entries } => entries
-                .iter()
-                .fold(sum(&[name_len(resource), 4]), |acc, e| sum(&[acc, name_len(e.name), 8])),
-            Message::LogFetch { resource, file, .. } => sum(&[name_len(resource), name_len(file), 12]),
-            Message::LogData { resource, file, data, .. } => {
-                sum(&[name_len(resource), name_len(file), 13, data.len()])
+            Message::LogList { resource, entries } => {
+                entries.iter().fold(sum(&[name_len(resource), 4]), |acc, e| sum(&[acc, name_len(e.name), 8]))
             }
+            Message::LogFetch { resource, file, .. } => sum(&[name_len(resource), name_len(file), 12]),
+            Message::LogData { resource, file, data, .. } => sum(&[name_len(resource), name_len(file), 13, data.len()]),
             Message::BlockRead { resource, .. } => sum(&[name_len(resource), 12]),
             Message::BlockData { data, .. } => sum(&[12, data.len()]),
             Message::ChecksumRequest { resource, .. } => sum(&[name_len(resource), 16]),
@@ -418,10 +416,7 @@ impl<'a> Message<'a> {
             Message::BlockData { sector, data } => {
                 check_count("block data length", data.len(), 1, MAX_DATA)?;
                 if data.len() as u64 % SECTOR != 0 {
-                    return Err(ProtoError::Invalid {
-                        field: "block data length",
-                        why: "must be a multiple of 512",
-                    });
+                    return Err(ProtoError::Invalid { field: "block data length", why: "must be a multiple of 512" });
                 }
                 check_sector_range("block data range", sector, data.len() as u64 / SECTOR)?;
             }
@@ -727,8 +722,8 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
 #[cfg(test)]
 mod tests {
     use super::super::crc32c::crc32c;
-    use super::super::proto::{decode_frame, decode_message, encode_frame, encode_frame_head, frame_len, FrameHeader};
     use super::super::names::{RESERVED_HOST_NAMES, RESERVED_RESOURCE_NAMES};
+    use super::super::proto::{decode_frame, decode_message, encode_frame, encode_frame_head, frame_len, FrameHeader};
     use super::super::proto::{MAX_PAYLOAD, MAX_VERSION, MIN_VERSION};
     use super::*;
     use proptest::prelude::*;
@@ -782,7 +777,9 @@ mod tests {
             Owned::LogData(r, file, offset, eof, data) => {
                 Message::LogData { resource: r, file, offset: *offset, eof: *eof, data }
             }
-            Owned::BlockRead(r, sector, count) => Message::BlockRead { resource: r, sector: *sector, count_sectors: *count },
+            Owned::BlockRead(r, sector, count) => {
+                Message::BlockRead { resource: r, sector: *sector, count_sectors: *count }
+            }
             Owned::BlockData(sector, data) => Message::BlockData { sector: *sector, data },
             Owned::ChecksumRequest(r, sector, block_sectors, blocks) => Message::ChecksumRequest {
                 resource: r,
@@ -1050,12 +1047,19 @@ mod tests {
         let res = "r".repeat(MAX_RESOURCE_NAME_LEN);
         let file = format!("log-000000001-{}", "h".repeat(MAX_HOST_NAME_LEN));
         let data = vec![7u8; MAX_DATA];
-        let names: Vec<LogEntry<'_>> = (0..MAX_LOG_ENTRIES).map(|_| LogEntry { name: &file, size: MAX_OFFSET }).collect();
+        let names: Vec<LogEntry<'_>> =
+            (0..MAX_LOG_ENTRIES).map(|_| LogEntry { name: &file, size: MAX_OFFSET }).collect();
         let digests = vec![1u8; MAX_CHECKSUM_BLOCKS as usize * DIGEST_LEN];
         let text = "e".repeat(MAX_ERROR_TEXT);
         let host = "h".repeat(MAX_HOST_NAME_LEN);
         let largest = [
-            Message::Hello(Hello { min_version: 1, max_version: 9, cluster_id: [0; 16], nonce: [0; 32], host_name: &host }),
+            Message::Hello(Hello {
+                min_version: 1,
+                max_version: 9,
+                cluster_id: [0; 16],
+                nonce: [0; 32],
+                host_name: &host,
+            }),
             Message::AuthProof { mac: [0; 32] },
             Message::Error { code: ErrorCode::BUSY, message: &text },
             Message::Keepalive { stamp_nanos: 1 },
@@ -1067,7 +1071,12 @@ mod tests {
             Message::LogData { resource: &res, file: &file, offset: 0, eof: true, data: &data },
             Message::BlockRead { resource: &res, sector: 0, count_sectors: MAX_SECTORS },
             Message::BlockData { sector: 0, data: &data },
-            Message::ChecksumRequest { resource: &res, sector: 0, block_sectors: MAX_SECTORS, blocks: MAX_CHECKSUM_BLOCKS },
+            Message::ChecksumRequest {
+                resource: &res,
+                sector: 0,
+                block_sectors: MAX_SECTORS,
+                blocks: MAX_CHECKSUM_BLOCKS,
+            },
             Message::Checksums { sector: 0, block_sectors: MAX_SECTORS, digests: Digests::new(&digests).unwrap() },
         ];
         for (m, kind) in largest.iter().zip(MessageType::ALL) {
@@ -1085,16 +1094,48 @@ mod tests {
         let file = "log-000000001-a";
         let too_long = vec![0u8; MAX_DATA + 1];
         let cases: [(Message<'_>, &str); 10] = [
-            (Message::LogFetch { resource: "r", file, offset: 0, length: 0 }, "invalid log fetch length: must not be zero"),
-            (Message::LogFetch { resource: "r", file, offset: 0, length: MAX_DATA as u32 + 1 }, "log fetch length is 1048577, the limit is 1048576"),
-            (Message::LogFetch { resource: "r", file, offset: MAX_OFFSET, length: 1 }, "invalid log fetch range: ends beyond the largest possible offset"),
-            (Message::LogData { resource: "r", file, offset: 0, eof: false, data: &too_long }, "log data length is 1048577, the limit is 1048576"),
+            (
+                Message::LogFetch { resource: "r", file, offset: 0, length: 0 },
+                "invalid log fetch length: must not be zero",
+            ),
+            (
+                Message::LogFetch { resource: "r", file, offset: 0, length: MAX_DATA as u32 + 1 },
+                "log fetch length is 1048577, the limit is 1048576",
+            ),
+            (
+                Message::LogFetch { resource: "r", file, offset: MAX_OFFSET, length: 1 },
+                "invalid log fetch range: ends beyond the largest possible offset",
+            ),
+            (
+                Message::LogData { resource: "r", file, offset: 0, eof: false, data: &too_long },
+                "log data length is 1048577, the limit is 1048576",
+            ),
             (Message::BlockData { sector: 0, data: &[0; 100] }, "invalid block data length: must be a multiple of 512"),
             (Message::BlockData { sector: 0, data: &[] }, "invalid block data length: must not be zero"),
-            (Message::BlockRead { resource: "r", sector: MAX_OFFSET / 512, count_sectors: 1 }, "invalid block read range: ends beyond the largest possible offset"),
-            (Message::ChecksumRequest { resource: "r", sector: 0, block_sectors: 8, blocks: MAX_CHECKSUM_BLOCKS + 1 }, "checksum blocks is 4097, the limit is 4096"),
+            (
+                Message::BlockRead { resource: "r", sector: MAX_OFFSET / 512, count_sectors: 1 },
+                "invalid block read range: ends beyond the largest possible offset",
+            ),
+            (
+                Message::ChecksumRequest {
+                    resource: "r",
+                    sector: 0,
+                    block_sectors: 8,
+                    blocks: MAX_CHECKSUM_BLOCKS + 1,
+                },
+                "checksum blocks is 4097, the limit is 4096",
+            ),
             (Message::Error { code: ErrorCode::BUSY, message: "a\nb" }, "error text is not printable UTF-8 text"),
-            (Message::Hello(Hello { min_version: 2, max_version: 1, cluster_id: [0; 16], nonce: [0; 32], host_name: "a" }), "invalid hello versions: need 1 <= min_version <= max_version"),
+            (
+                Message::Hello(Hello {
+                    min_version: 2,
+                    max_version: 1,
+                    cluster_id: [0; 16],
+                    nonce: [0; 32],
+                    host_name: "a",
+                }),
+                "invalid hello versions: need 1 <= min_version <= max_version",
+            ),
         ];
         let mut buf = vec![0u8; 2 * MAX_DATA];
         for (m, text) in &cases {
@@ -1123,7 +1164,10 @@ mod tests {
     fn flags_and_texts_are_strict() {
         let payload = [0u8, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0];
         let header = header_for(MessageType::TreeData, &payload);
-        assert_eq!(decode_message(&header, &payload), Err(ProtoError::Invalid { field: "last flag", why: "must be 0 or 1" }));
+        assert_eq!(
+            decode_message(&header, &payload),
+            Err(ProtoError::Invalid { field: "last flag", why: "must be 0 or 1" })
+        );
         let payload = [5u8, 0, 2, 0, 0xc3, 0x28];
         let header = header_for(MessageType::Error, &payload);
         assert_eq!(decode_message(&header, &payload), Err(ProtoError::BadText { field: "error text" }));

@@ -144,10 +144,8 @@ pub fn run(cli: Cli) -> Result<()> {
             };
             let seen = ModuleStatus::read(&cli.proc_dir).map(|s| s.lamport).unwrap_or(Stamp::ZERO);
             let mut tree = Tree::new(&cli.mars_dir, &me, seen);
-            let now_secs = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let now_secs =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let created = cluster::create_cluster(&mut tree, &me, &address, now_secs)?;
             output::emit(&created, cli.json)
         }

@@ -37,7 +37,11 @@ pub fn require_root() -> Result<()> {
 pub fn require_mars_filesystem(dir: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(dir).map_err(|_| {
-        anyhow!("{} does not exist: create it and mount a dedicated filesystem on it (e.g. mkfs.ext4 DEV; mount DEV {})", dir.display(), dir.display())
+        anyhow!(
+            "{} does not exist: create it and mount a dedicated filesystem on it (e.g. mkfs.ext4 DEV; mount DEV {})",
+            dir.display(),
+            dir.display()
+        )
     })?;
     if !meta.is_dir() {
         bail!("{} is not a directory", dir.display());

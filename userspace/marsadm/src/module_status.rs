@@ -57,11 +57,8 @@ impl ModuleStatus {
                 bail!("line {}: expected `key value`, got {line:?}", n + 1);
             };
             let value = value.trim();
-            let number = || {
-                value
-                    .parse::<u64>()
-                    .with_context(|| format!("line {}: {key} is not a number: {value:?}", n + 1))
-            };
+            let number =
+                || value.parse::<u64>().with_context(|| format!("line {}: {key} is not a number: {value:?}", n + 1));
             match key {
                 "version" => version = Some(value.to_string()),
                 "uptime_s" => uptime = Some(number()?),
@@ -98,7 +95,8 @@ impl fmt::Display for ModuleStatus {
 mod tests {
     use super::*;
 
-    const SAMPLE: &str = "version 0.1.0\nuptime_s 42\nresources 0\nlamport_ns 77\ncluster member\nstrategy_interval_ms 1000\n";
+    const SAMPLE: &str =
+        "version 0.1.0\nuptime_s 42\nresources 0\nlamport_ns 77\ncluster member\nstrategy_interval_ms 1000\n";
 
     #[test]
     fn parses_the_module_format_and_ignores_unknown_keys() {
@@ -138,7 +136,10 @@ mod tests {
         std::fs::write(dir.path().join("status"), SAMPLE).expect("write");
         let s = ModuleStatus::read(dir.path()).expect("reads");
         assert_eq!(s.uptime_seconds, 42);
-        assert_eq!(s.to_string(), "mars.ko 0.1.0 loaded, up 42 s, 0 resource(s)\ncluster: this host is a cluster member\n");
+        assert_eq!(
+            s.to_string(),
+            "mars.ko 0.1.0 loaded, up 42 s, 0 resource(s)\ncluster: this host is a cluster member\n"
+        );
         let json = serde_json::to_value(&s).expect("json");
         assert_eq!(json["resources"], 0);
     }

@@ -35,10 +35,7 @@ struct JsonError {
 /// Prints a failed command's error with its chain of causes.
 pub fn print_error(err: &anyhow::Error, json: bool) {
     if json {
-        let e = JsonError {
-            error: err.to_string(),
-            causes: err.chain().skip(1).map(ToString::to_string).collect(),
-        };
+        let e = JsonError { error: err.to_string(), causes: err.chain().skip(1).map(ToString::to_string).collect() };
         match serde_json::to_string_pretty(&e) {
             Ok(s) => {
                 let _ = write_stdout(&format!("{s}\n"));

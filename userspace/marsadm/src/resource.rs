@@ -192,7 +192,9 @@ impl Ctx {
         let deadline = std::time::Instant::now() + self.timeout.min(IN_USE_GRACE);
         let openers = loop {
             let openers = match self.status(res, "open-count")? {
-                Some(v) => v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?,
+                Some(v) => {
+                    v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?
+                }
                 None => 0,
             };
             if openers == 0 || std::time::Instant::now() >= deadline {
@@ -215,7 +217,9 @@ impl Ctx {
         let host = self.host.clone();
         let wanted = std::fs::canonicalize(device).ok();
         for res in self.tree.resource_dirs()? {
-            let Some(other) = self.get(Key::DataDevice { resource: &res, host: &host })? else { continue };
+            let Some(other) = self.get(Key::DataDevice { resource: &res, host: &host })? else {
+                continue;
+            };
             let other = Path::new(&other);
             if other == device || (wanted.is_some() && std::fs::canonicalize(other).ok() == wanted) {
                 return Ok(Some(res));
