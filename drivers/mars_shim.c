@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C shims of mars.ko; see mars_shim.h. */
 
+#include <linux/crc32.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -27,4 +28,9 @@ void mars_proc_remove(struct proc_dir_entry *entry)
 ssize_t mars_host_name(char *buf, size_t size)
 {
 	return strscpy(buf, init_utsname()->nodename, size);
+}
+
+u32 mars_crc32c(const void *p, size_t len)
+{
+	return ~crc32c(~0U, p, len);
 }

@@ -31,4 +31,8 @@ void mars_proc_remove(struct proc_dir_entry *entry);
  */
 ssize_t mars_host_name(char *buf, size_t size);
 
+/* CRC-32C (Castagnoli, initial value and final XOR 0xFFFFFFFF) of LEN bytes at P, computed by the
+ * kernel's crc32c(), which uses the CPU's CRC instructions where there are some. */
+u32 mars_crc32c(const void *p, size_t len);
+
 #endif /* MARS_SHIM_H */

@@ -6,6 +6,7 @@
 //! rest of the module is safe Rust.
 
 pub(crate) mod bdev;
+pub(crate) mod crc;
 pub(crate) mod disk;
 pub(crate) mod errno;
 pub(crate) mod file;

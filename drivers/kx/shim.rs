@@ -25,6 +25,8 @@ unsafe extern "C" {
     pub(crate) fn mars_proc_remove(entry: *mut c_void);
     /// Copies the host name into `buf`; returns its length or `-E2BIG`.
     pub(crate) fn mars_host_name(buf: *mut c_char, size: usize) -> isize;
+    /// CRC-32C of `len` bytes at `p` by the kernel's `crc32c()`.
+    pub(crate) fn mars_crc32c(p: *const c_void, len: usize) -> u32;
 
     /// Creates the symlink `path` -> `target`.
     pub(crate) fn mars_vfs_symlink(path: *const c_char, target: *const c_char) -> c_int;

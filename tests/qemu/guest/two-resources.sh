@@ -5,11 +5,12 @@ logs() { ls "/mars/resource-$1" | grep '^log-' | tr '\n' ' ' || true; }
 mount_mars
 load_mars interval_ms=200
 marsadm create-cluster --ip 192.0.2.1
-printf 'label: gpt\n,150MiB\n,150MiB\n' | sfdisk -q /dev/vda
-udevadm settle 2>/dev/null || sleep 1
-[ -b /dev/vda1 ] && [ -b /dev/vda2 ] || fail "partitions did not appear"
-marsadm create-resource r0 /dev/vda1 --size $((128 << 20))
-marsadm create-resource r1 /dev/vda2 --size $((128 << 20))
+# Two data devices: loop devices over the two halves of the data disk.
+modprobe loop
+d0=$(losetup --find --show --direct-io=on --offset 0 --sizelimit $((150 << 20)) /dev/vda)
+d1=$(losetup --find --show --direct-io=on --offset $((150 << 20)) --sizelimit $((150 << 20)) /dev/vda)
+marsadm create-resource r0 "$d0" --size $((128 << 20))
+marsadm create-resource r1 "$d1" --size $((128 << 20))
 [ "$(marsadm view all --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["resource_states"]))')" = 2 ] \
   || fail "marsadm view all does not list two resources: $(marsadm view all --json)"
 
@@ -53,8 +54,9 @@ marsadm secondary r1
 marsadm secondary r0
 marsadm down r0
 marsadm down r1
-mount -o ro /dev/vda2 /tmp/r1 || fail "r1's data partition does not hold its ext4"
-[ "$(sha256sum </tmp/r1/file)" = "$sha1" ] || fail "r1's data partition does not hold its file"
+mount -o ro "$d1" /tmp/r1 || fail "r1's data device does not hold its ext4"
+[ "$(sha256sum </tmp/r1/file)" = "$sha1" ] || fail "r1's data device does not hold its file"
 umount /tmp/r1
+losetup -d "$d0" "$d1"
 unload_mars
 echo "two resources OK"
