@@ -22,11 +22,11 @@ use kernel::time::msecs_to_jiffies;
 
 use super::log_writer::{pad_after, LogWriter};
 use super::write_back::{Batch, LogPos, Request, WriteBack};
+use crate::kx::crc;
 use crate::kx::disk::{BioHandler, BioOp, IncomingBio, Inflight};
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
-use crate::mars_core::crc32c::crc32c;
 use crate::mars_core::logrec::{self, Op, RecordHeader, HEADER_LEN};
 use crate::status::ModuleStatus;
 
@@ -171,7 +171,7 @@ impl Logger {
         } else {
             KVVec::new()
         };
-        let crc = if data.is_empty() { 0 } else { crc32c(&data) };
+        let crc = if data.is_empty() { 0 } else { crc::crc32c(&data) };
         let request = Request { op, sector: bio.sector(), length, data };
         let range = request.range();
         if op != Op::Flush {

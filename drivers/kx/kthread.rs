@@ -12,7 +12,8 @@ use kernel::sync::Arc;
 
 /// The work of a [`KThread`]: one round at a time, with a pause between rounds.
 pub(crate) trait Rounds: Send + Sync {
-    /// Does one round of work and returns how many milliseconds to sleep before the next one.
+    /// Does one round of work and returns how many milliseconds to sleep before the next one (0:
+    /// none; such a round must itself sleep while there is nothing to do).
     fn round(&self) -> u32;
     /// Runs once in the thread after the last round, before it exits.
     fn finish(&self);
@@ -83,6 +84,11 @@ unsafe extern "C" fn thread_fn<T: Rounds>(data: *mut c_void) -> c_int {
     // SAFETY: called from a kthread.
     while !unsafe { bindings::kthread_should_stop() } {
         let pause_ms = body.round();
+        // No pause: straight on. (`schedule_timeout(0)` would sleep until the next timer tick,
+        // which a round waiting for work on its own wait queue must not add to every request.)
+        if pause_ms == 0 {
+            continue;
+        }
         let jiffies = kernel::time::msecs_to_jiffies(pause_ms);
         let jiffies = kernel::ffi::c_long::try_from(jiffies).unwrap_or(kernel::ffi::c_long::MAX);
         // SAFETY: sleeping is allowed here; `kthread_stop` wakes the thread early.
