@@ -114,6 +114,15 @@ impl LogWriter {
     }
 }
 
+impl Drop for LogWriter {
+    /// A logfile is closed for good (rotation, end of primary): its unused preallocated tail goes.
+    fn drop(&mut self) {
+        if let Err(e) = self.file.truncate(self.pos) {
+            pr_warn!("cannot cut logfile {} to its {} bytes (error {}); its zero tail stays\n", self.number, self.pos, e.to_errno());
+        }
+    }
+}
+
 /// Bytes of the pad record that ends a batch of `len` bytes on a [`BLOCK`] boundary.
 pub(crate) const fn pad_after(len: usize) -> usize {
     logrec::pad_len(len, BLOCK)

@@ -49,8 +49,10 @@ struct LogState {
     queued_bytes: usize,
     /// Bios received and not yet completed.
     in_flight: usize,
-    /// Set once the log could not be written: logging stopped for good.
+    /// Set once the log could not be written and the logfiles were dropped: logging stopped.
     emergency: bool,
+    /// The failure to drop the logfiles was reported (once).
+    drop_failure_reported: bool,
     /// Where the log ends.
     logged: LogPos,
 }
@@ -118,6 +120,7 @@ impl Logger {
                 queued_bytes: 0,
                 in_flight: 0,
                 emergency: false,
+                drop_failure_reported: false,
                 logged,
             }),
             work <- kernel::new_condvar!(),
@@ -139,8 +142,10 @@ impl Logger {
     /// (Waiting for the write-back is fine here: its thread submits those writes, not this one.)
     fn read(&self, bio: IncomingBio) {
         let sectors = u64::from(bio.size()) >> 9;
-        self.wb.wait_written((bio.sector(), bio.sector().saturating_add(sectors)));
-        bio.remap(self.wb.dev(), &self.reads);
+        match self.wb.wait_written((bio.sector(), bio.sector().saturating_add(sectors))) {
+            Ok(()) => bio.remap(self.wb.dev(), &self.reads),
+            Err(e) => bio.end(Err(e)),
+        }
     }
 
     /// Waits until every bio received so far is completed and written back, the data device is
@@ -250,53 +255,70 @@ impl Logger {
     /// the batch is handed over, so batches reach the write-back in log order, rotations included.
     fn commit(&self, requests: KVec<Request>, waiting: KVec<Waiting>) {
         let durable = waiting.iter().any(|w| w.durable);
+        let done = waiting.len();
         let emergency = self.state.lock().emergency;
         let mut log = self.log.lock();
-        let logged = if emergency { Err(ENOSPC) } else { self.append(&mut log, &requests, &waiting, durable) };
-        let done = waiting.len();
-        match logged {
-            Ok(end) => {
-                self.state.lock().logged = end;
-                for w in waiting {
-                    w.bio.end(Ok(()));
-                }
-                // Only fails for lack of memory; the data is in the log either way, and the next
-                // attach replays it.
-                if let Err(e) = self.wb.hand_over(Batch { requests, end }) {
-                    pr_err!(
-                        "resource {}: write-back cannot take a batch (error {}); the log keeps it\n",
-                        kernel::str::BStr::from_bytes(&self.name),
-                        e.to_errno()
-                    );
-                }
-            }
-            Err(e) => {
-                if !emergency {
-                    pr_err!(
-                        "resource {}: cannot write its log (error {}): EMERGENCY MODE: logging stops, writes go straight to the data device, a full sync will be needed\n",
-                        kernel::str::BStr::from_bytes(&self.name),
-                        e.to_errno()
-                    );
-                    self.state.lock().emergency = true;
-                    if let Err(e) = self.drop_log() {
-                        pr_err!(
-                            "resource {}: cannot drop the logfiles (error {}): do not attach with them, they are older than the data device\n",
-                            kernel::str::BStr::from_bytes(&self.name),
-                            e.to_errno()
-                        );
+        let result = if emergency {
+            self.wb.write_through(&requests)
+        } else {
+            match self.append(&mut log, &requests, &waiting, durable) {
+                Ok(end) => {
+                    self.state.lock().logged = end;
+                    match self.wb.hand_over(Batch { requests, end }) {
+                        Ok(()) => Ok(()),
+                        // No memory to queue it: write it back now, before the acknowledgement.
+                        Err(batch) => self.wb.write_through(&batch.requests),
                     }
                 }
-                let written = self.wb.write_through(&requests);
-                for w in waiting {
-                    w.bio.end(written);
+                // Short of memory for the batch buffer: these writes fail, logging goes on.
+                Err(e) if e == ENOMEM => {
+                    self.wb.release(&requests, false);
+                    Err(e)
                 }
+                Err(e) => self.enter_emergency(e, &requests),
             }
+        };
+        for w in waiting {
+            w.bio.end(result);
         }
         drop(log);
         let mut state = self.state.lock();
         state.in_flight = state.in_flight.saturating_sub(done);
         drop(state);
         self.room.notify_all();
+    }
+
+    /// The log cannot be written (error `cause`): drop the logfiles and switch to writing
+    /// straight to the data device, starting with `requests`. If the logfiles cannot be dropped,
+    /// the writes fail instead (writing through would make the logfiles older than the data
+    /// device, and a later replay would bring back older data); the next batch tries again.
+    fn enter_emergency(&self, cause: Error, requests: &[Request]) -> Result {
+        match self.drop_log() {
+            Ok(()) => {
+                pr_err!(
+                    "resource {}: cannot write its log (error {}): EMERGENCY MODE: logging stops, writes go straight to the data device, a full sync will be needed\n",
+                    kernel::str::BStr::from_bytes(&self.name),
+                    cause.to_errno()
+                );
+                self.state.lock().emergency = true;
+                self.wb.write_through(requests)
+            }
+            Err(e) => {
+                let mut state = self.state.lock();
+                if !state.drop_failure_reported {
+                    state.drop_failure_reported = true;
+                    pr_err!(
+                        "resource {}: cannot write its log (error {}) nor drop its logfiles (error {}): writes fail until one of them works\n",
+                        kernel::str::BStr::from_bytes(&self.name),
+                        cause.to_errno(),
+                        e.to_errno()
+                    );
+                }
+                drop(state);
+                self.wb.release(requests, false);
+                Err(EIO)
+            }
+        }
     }
 
     /// Entering emergency mode: once everything logged is on the data device, deletes this
@@ -316,7 +338,7 @@ impl Logger {
     pub(crate) fn rotate(&self, next: LogWriter) -> Result {
         let start = LogPos { file: next.number(), offset: 0 };
         let mut log = self.log.lock();
-        self.wb.hand_over(Batch { requests: KVec::new(), end: start })?;
+        self.wb.hand_over(Batch { requests: KVec::new(), end: start }).map_err(|_| ENOMEM)?;
         let old = core::mem::replace(&mut *log, next);
         self.state.lock().logged = start;
         drop(log);

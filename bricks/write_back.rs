@@ -75,14 +75,18 @@ struct State {
     pending_bytes: usize,
     /// Sector ranges received by the logger and not yet written to the data device.
     unwritten: KVec<(u64, u64)>,
+    /// Sector ranges whose write to the data device failed: reads of them fail rather than
+    /// return older data. `lost_untracked` when a range could not even be noted: all reads fail.
+    lost: KVec<(u64, u64)>,
+    lost_untracked: bool,
     /// Log position of the last batch handed over.
     handed_over: LogPos,
     /// Everything before this is written to the data device.
     written: LogPos,
     /// Everything before this is durable on the data device.
     flushed: LogPos,
-    /// Someone waits for `flushed` to reach `handed_over`.
-    flush_wanted: bool,
+    /// [`WriteBack::sync`] callers wait for `flushed` to reach this.
+    flush_upto: LogPos,
     /// Errno of the first failed write-back or flush, 0 if none. Sticky: after a failure,
     /// `written` and `flushed` stay where they were, so no logfile still needed is deleted.
     error: i32,
@@ -124,10 +128,12 @@ impl WriteBack {
                 pending: KVec::new(),
                 pending_bytes: 0,
                 unwritten: KVec::new(),
+                lost: KVec::new(),
+                lost_untracked: false,
                 handed_over: start,
                 written: start,
                 flushed: start,
-                flush_wanted: false,
+                flush_upto: start,
                 error: 0,
                 last_flush: Instant::now(),
             }),
@@ -162,23 +168,34 @@ impl WriteBack {
         self.progress.notify_all();
     }
 
-    /// Waits until no sector of `range` is waiting to be written.
-    pub(crate) fn wait_written(&self, range: (u64, u64)) {
+    /// Waits until no sector of `range` is waiting to be written; `EIO` if the data device
+    /// failed to take a write to it (the data is in the log; the next attach replays it).
+    pub(crate) fn wait_written(&self, range: (u64, u64)) -> Result {
         let mut s = self.state.lock();
         while s.unwritten.iter().any(|r| overlaps(*r, range)) {
             self.progress.wait(&mut s);
         }
+        if s.lost_untracked || s.lost.iter().any(|r| overlaps(*r, range)) {
+            return Err(EIO);
+        }
+        Ok(())
     }
 
-    /// Hands over a logged batch (waiting while too much is pending).
-    pub(crate) fn hand_over(&self, batch: Batch) -> Result {
+    /// Hands over a logged batch (waiting while too much is pending). Gives it back if there is
+    /// no memory to queue it.
+    pub(crate) fn hand_over(&self, batch: Batch) -> core::result::Result<(), Batch> {
         let bytes = batch.bytes();
         let mut s = self.state.lock();
         while s.pending_bytes > MAX_PENDING_BYTES {
             self.progress.wait(&mut s);
         }
+        if s.pending.reserve(1, GFP_KERNEL).is_err() {
+            return Err(batch);
+        }
         let end = batch.end;
-        s.pending.push(batch, GFP_KERNEL)?;
+        if let Err(e) = s.pending.push_within_capacity(batch) {
+            return Err(e.0);
+        }
         s.pending_bytes = s.pending_bytes.saturating_add(bytes);
         s.handed_over = end;
         drop(s);
@@ -186,22 +203,34 @@ impl WriteBack {
         Ok(())
     }
 
-    /// Writes `requests` (not logged: emergency mode) to the data device after everything
-    /// handed over, flushes it, and returns the result for their acknowledgement.
+    /// Writes `requests` to the data device after everything handed over, flushes it, and
+    /// returns the result for their acknowledgement: for requests not logged (emergency mode)
+    /// or logged but not handed over (no memory).
     pub(crate) fn write_through(&self, requests: &[Request]) -> Result {
-        self.sync()?;
-        let mut items = KVec::with_capacity(requests.len(), GFP_KERNEL)?;
-        for r in requests {
-            items.push(r.item(), GFP_KERNEL)?;
-        }
-        let result = apply(&self.dev, &items).and_then(|()| self.dev.flush());
+        let result = self.sync().and_then(|()| {
+            let mut items = KVec::with_capacity(requests.len(), GFP_KERNEL)?;
+            for r in requests {
+                items.push(r.item(), GFP_KERNEL)?;
+            }
+            apply(&self.dev, &items).and_then(|()| self.dev.flush())
+        });
+        self.release(requests, result.is_err());
+        result
+    }
+
+    /// Releases the ranges [`Self::reserve`]d for `requests` and wakes waiters. `lost`: they were
+    /// acknowledged, or are in the log, but the data device could not take them: reads of them
+    /// fail from now on.
+    pub(crate) fn release(&self, requests: &[Request], lost: bool) {
         let mut s = self.state.lock();
         for r in requests {
             release(&mut s.unwritten, r);
+            if lost && r.op == Op::Write && s.lost.push(r.range(), GFP_KERNEL).is_err() {
+                s.lost_untracked = true;
+            }
         }
         drop(s);
         self.progress.notify_all();
-        result
     }
 
     /// Waits until everything handed over so far is written and flushed; returns the error of
@@ -209,7 +238,7 @@ impl WriteBack {
     pub(crate) fn sync(&self) -> Result {
         let mut s = self.state.lock();
         let target = s.handed_over;
-        s.flush_wanted = true;
+        s.flush_upto = s.flush_upto.max(target);
         self.work.notify_one();
         while s.flushed < target && s.error == 0 {
             self.progress.wait(&mut s);
@@ -239,10 +268,8 @@ impl WriteBack {
             }
             apply(&self.dev, &items)
         })();
+        self.release(&batch.requests, result.is_err());
         let mut s = self.state.lock();
-        for r in batch.requests.iter() {
-            release(&mut s.unwritten, r);
-        }
         s.pending_bytes = s.pending_bytes.saturating_sub(batch.bytes());
         match result {
             Ok(()) if s.error == 0 => s.written = batch.end,
@@ -285,7 +312,8 @@ impl WriteBack {
     fn write_pending(&self, wait: bool) -> bool {
         let batches = {
             let mut s = self.state.lock();
-            if wait && s.pending.is_empty() && !s.flush_wanted {
+            let flush_due = s.flushed < s.flush_upto && s.error == 0;
+            if wait && s.pending.is_empty() && !flush_due {
                 let _ = self.work.wait_interruptible_timeout(&mut s, msecs_to_jiffies(100));
             }
             core::mem::replace(&mut s.pending, KVec::new())
@@ -312,9 +340,8 @@ impl Rounds for WriteBack {
         self.write_pending(true);
         let due = {
             let mut s = self.state.lock();
-            let due = s.flush_wanted || s.last_flush.elapsed() >= Delta::from_millis(FLUSH_INTERVAL_MS);
+            let due = s.flushed < s.flush_upto || s.last_flush.elapsed() >= Delta::from_millis(FLUSH_INTERVAL_MS);
             if due {
-                s.flush_wanted = false;
                 s.last_flush = Instant::now();
             }
             due

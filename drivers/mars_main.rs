@@ -39,6 +39,10 @@ module! {
             default: 7777,
             description: "First of the four TCP ports for peers (1024..65532)",
         },
+        log_rotate_mb: u32 {
+            default: 1024,
+            description: "Start a new logfile once the current one holds this many MiB (0: only on request)",
+        },
     },
 }
 
@@ -49,6 +53,8 @@ pub(crate) struct Settings {
     pub(crate) interval_ms: u64,
     /// First TCP port.
     pub(crate) port: u64,
+    /// Logfile size in bytes at which the primary rotates on its own; 0: only on request.
+    pub(crate) log_rotate_bytes: u64,
 }
 
 impl Settings {
@@ -63,6 +69,7 @@ impl Settings {
         Ok(Settings {
             interval_ms: check(params::INTERVAL_MS, *module_parameters::interval_ms.value())?,
             port: check(params::PORT, *module_parameters::port.value())?,
+            log_rotate_bytes: check(params::LOG_ROTATE_MB, *module_parameters::log_rotate_mb.value())? << 20,
         })
     }
 }

@@ -179,3 +179,8 @@ int mars_vfs_list(const char *path, int (*actor)(void *priv, const char *name, i
 	filp_close(dir, NULL);
 	return err ? err : lc.err;
 }
+
+int mars_vfs_truncate(struct file *file, loff_t length)
+{
+	return vfs_truncate(&file->f_path, length);
+}

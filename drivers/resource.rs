@@ -17,7 +17,7 @@ use crate::kx::bdev::BackingDevice;
 use crate::kx::disk::Disk;
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::kthread::KThread;
-use crate::kx::vfs::KPath;
+use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
 use crate::replay_position;
 use crate::status::ModuleStatus;
@@ -168,8 +168,16 @@ impl Resource {
         let dev = self.dev.clone().ok_or(ENODEV)?;
         let next = self.next_logfile(host)?;
         let log_name = logfiles::name(next, host)?;
+        if let Some(name) = &self.damaged {
+            pr_err!(
+                "resource {}: not becoming primary: logfile {} is damaged, so the data device lacks its records from the damage on\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                kernel::str::BStr::from_bytes(name)
+            );
+            return Err(crate::kx::errno::unclean());
+        }
         let dir = self.dir()?;
-        let log = LogWriter::create(&logfiles::path(&dir, next, host)?, next)?;
+        let log = self.create_logfile(next, host)?;
         let wb = Arc::pin_init(WriteBack::new(dev, LogPos { file: next, offset: 0 }), GFP_KERNEL)?;
         let write_back_thread = KThread::spawn(c"mars_writeback", wb.clone())?;
         let logger = Arc::pin_init(Logger::new(&self.name, dir, wb.clone(), log, status.clone())?, GFP_KERNEL)?;
@@ -188,9 +196,12 @@ impl Resource {
     pub(crate) fn rotate(&mut self, host: &str) -> Result {
         let next = self.next_logfile(host)?;
         let name = logfiles::name(next, host)?;
-        let path = logfiles::path(&self.dir()?, next, host)?;
+        if self.primary.is_none() {
+            return Err(ENODEV);
+        }
+        let log = self.create_logfile(next, host)?;
         let p = self.primary.as_mut().ok_or(ENODEV)?;
-        p.logger.rotate(LogWriter::create(&path, next)?)?;
+        p.logger.rotate(log)?;
         pr_info!(
             "resource {}: rotated from {} to {}\n",
             kernel::str::BStr::from_bytes(&self.name),
@@ -199,6 +210,17 @@ impl Resource {
         );
         p.log_name = name;
         Ok(())
+    }
+
+    /// Creates logfile `number`, preallocated; removes it again if that fails (a full /mars), so
+    /// failed attempts leave nothing behind.
+    fn create_logfile(&self, number: u32, host: &str) -> Result<LogWriter> {
+        let dir = self.dir()?;
+        LogWriter::create(&logfiles::path(&dir, number, host)?, number).inspect_err(|e| {
+            if *e != EEXIST {
+                let _ = logfiles::name(number, host).and_then(|n| vfs::unlink(&dir, &KPath::join(&[&n])?));
+            }
+        })
     }
 
     /// Publishes how far the primary's write-back has flushed (a no-op when unchanged or not

@@ -106,6 +106,11 @@ impl ModuleStatus {
         self.state.lock().clock.tick(kx::time::real_time_nanos())
     }
 
+    /// The module's load-time settings.
+    pub(crate) fn settings(&self) -> Settings {
+        self.settings
+    }
+
     /// Takes note of a stamp read from the tree or received from a peer.
     pub(crate) fn observe(&self, stamp: Stamp) {
         self.state.lock().clock.observe(stamp);
@@ -165,5 +170,6 @@ impl kx::proc::SeqShow for ModuleStatus {
         seq_print!(m, "strategy_error {}\n", last_error);
         seq_print!(m, "interval_ms {}\n", self.settings.interval_ms);
         seq_print!(m, "port {}\n", self.settings.port);
+        seq_print!(m, "log_rotate_mb {}\n", self.settings.log_rotate_bytes >> 20);
     }
 }

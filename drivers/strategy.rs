@@ -129,8 +129,18 @@ impl Strategy {
             }
         }
         if want_primary && want_attach && r.view().attached {
-            if let Err(e) = r.become_primary(size, host, &self.status) {
-                let _ = write!(error, "cannot become primary: error {}", e.to_errno());
+            match r.become_primary(size, host, &self.status) {
+                Ok(()) => {}
+                Err(e) if e == crate::kx::errno::unclean() => {
+                    let damaged = tree_store::text(r.view().damaged.unwrap_or(b"?"));
+                    let _ = write!(
+                        error,
+                        "cannot become primary: logfile {damaged} is damaged: replay stopped at its last good record, the data device lacks the rest (see dmesg)"
+                    );
+                }
+                Err(e) => {
+                    let _ = write!(error, "cannot become primary: error {}", e.to_errno());
+                }
             }
         }
         if !want_primary {
@@ -148,6 +158,7 @@ impl Strategy {
             let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
         }
         self.carry_out_log_rotate(res, host, r, &mut error)?;
+        self.rotate_at_size(host, r, &mut error);
         self.carry_out_log_delete(res, host, r, &mut error)?;
         if !want_attach && r.detach().is_err() {
             let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
@@ -176,6 +187,18 @@ impl Strategy {
     /// Reads a request counter (`todo-HOST/ITEM`) or a done counter (`actual-HOST/ITEM`); 0 if unset.
     fn counter(&self, key: Key<'_>) -> Result<u64> {
         Ok(self.value(key)?.and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok())).unwrap_or(0))
+    }
+
+    /// Starts a new logfile once the current one holds `log_rotate_mb` (unless 0, or logging has
+    /// stopped in emergency mode).
+    fn rotate_at_size(&self, host: &str, r: &mut Resource, error: &mut TextBuf) {
+        let limit = self.status.settings().log_rotate_bytes;
+        let full = r.view().stats.is_some_and(|s| !s.emergency && limit > 0 && s.logged.offset >= limit);
+        if full {
+            if let Err(e) = r.rotate(host) {
+                let _ = write!(error, "cannot rotate the full logfile: error {}", e.to_errno());
+            }
+        }
     }
 
     /// `marsadm log-rotate`: when the request counter is ahead of the done counter and this host

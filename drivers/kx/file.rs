@@ -97,6 +97,13 @@ impl KFile {
         to_result(unsafe { bindings::vfs_fsync(self.file.as_ptr(), 1) })
     }
 
+    /// Cuts the file to `length` bytes.
+    pub(crate) fn truncate(&self, length: u64) -> Result {
+        let length = i64::try_from(length).map_err(|_| EINVAL)?;
+        // SAFETY: `file` is open (type invariant).
+        to_result(unsafe { super::shim::mars_vfs_truncate(self.file.as_ptr(), length) })
+    }
+
     /// Makes the file and all its metadata durable (for a directory: its entries).
     pub(crate) fn sync_all(&self) -> Result {
         // SAFETY: `file` is open (type invariant).

@@ -40,6 +40,8 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_rmdir(dir: *const c_char, name: *const c_char) -> c_int;
     /// Creates a directory.
     pub(crate) fn mars_vfs_mkdir(path: *const c_char, mode: u16) -> c_int;
+    /// Cuts an open regular file to `length` bytes.
+    pub(crate) fn mars_vfs_truncate(file: *mut bindings::file, length: i64) -> c_int;
     /// Lists a directory through `actor`.
     pub(crate) fn mars_vfs_list(path: *const c_char, actor: Option<ListActor>, private: *mut c_void) -> c_int;
 }

@@ -22,6 +22,9 @@ pub const INTERVAL_MS: Limit = Limit { name: "interval_ms", min: 100, max: 60_00
 /// First of the four TCP ports MARS listens on (tree exchange, replication, sync, spare).
 pub const PORT: Limit = Limit { name: "port", min: 1024, max: 65_532 };
 
+/// Size in MiB at which the primary starts a new logfile on its own (0: only on request).
+pub const LOG_ROTATE_MB: Limit = Limit { name: "log_rotate_mb", min: 0, max: 1 << 20 };
+
 /// A parameter value outside its [`Limit`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OutOfRange {
@@ -63,6 +66,8 @@ mod tests {
         assert!(INTERVAL_MS.check(99).is_err());
         assert!(PORT.check(65_533).is_err());
         assert!(PORT.check(0).is_err());
+        assert_eq!(LOG_ROTATE_MB.check(0), Ok(0));
+        assert!(LOG_ROTATE_MB.check((1 << 20) + 1).is_err());
     }
 
     #[test]

@@ -38,7 +38,19 @@ for i in 6 7 8 9; do
   [ "$(dd if=/dev/vda bs=4096 skip="$i" count=1 iflag=direct status=none | tr -d '\0' | wc -c)" -eq 0 ] \
     || fail "block $i (damaged record or after it) was applied"
 done
-marsadm secondary r0 --timeout 30 || true
-marsadm down r0 --timeout 30 || true
+# The data device lacks the records from the damage on: it must not become a primary's device.
+expect_fail marsadm primary r0 --timeout 10
+echo "$LAST_OUTPUT" | grep -q "log-000000001-node1 is damaged" || fail "primary with a damaged log: $LAST_OUTPUT"
+[ ! -b /dev/mars/r0 ] || fail "became primary with a damaged log"
+# Accepting the loss: drop the logfiles; the resource then comes up clean and can be primary.
+marsadm secondary r0
+marsadm log-delete r0
+marsadm down r0
+marsadm up r0
+marsadm primary r0
+[ "$(head -c1 /dev/mars/r0)" = A ] || fail "block 0 lost after dropping the damaged log"
+[ -z "$(tree_value resource-r0/actual-node1/error)" ] || fail "error key after recovery: $(tree_value resource-r0/actual-node1/error)"
+marsadm secondary r0
+marsadm down r0
 unload_mars
 echo "corrupt log OK"

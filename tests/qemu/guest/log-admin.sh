@@ -41,4 +41,18 @@ cmp -n $((4 << 20)) /tmp/pat /dev/mars/r0 || fail "data disk content lost across
 marsadm secondary r0
 marsadm down r0
 unload_mars
+
+# Rotation at a size: with log_rotate_mb=4, 12 MiB of writes fill at least two more logfiles.
+load_mars interval_ms=200 log_rotate_mb=4
+marsadm up r0
+marsadm primary r0
+for i in 0 1 2; do
+  dd if=/tmp/pat of=/dev/mars/r0 bs=1M seek=$((16 + 4 * i)) oflag=direct status=none
+  sleep 0.5
+done
+wait_for '[ "$(logs | wc -w)" -ge 4 ]' 5
+cmp -n $((4 << 20)) /tmp/pat <(dd if=/dev/mars/r0 bs=1M skip=24 count=4 iflag=direct status=none) || fail "data across size rotations"
+marsadm secondary r0
+marsadm down r0
+unload_mars
 echo "log admin OK"
