@@ -232,9 +232,13 @@ struct gendisk *mars_disk_create(const char *name, sector_t sectors, void *priva
 	return disk;
 }
 
-void mars_disk_destroy(struct gendisk *disk)
+void mars_disk_remove(struct gendisk *disk)
 {
 	del_gendisk(disk);
+}
+
+void mars_disk_put(struct gendisk *disk)
+{
 	put_disk(disk);
 }
 

@@ -64,8 +64,13 @@ void mars_rust_remap_done(void *private);
  * mars_rust_submit_bio(PRIVATE, bio). ERR_PTR on error.
  */
 struct gendisk *mars_disk_create(const char *name, sector_t sectors, void *private);
-/* Removes the disk (no new bios arrive after this returns) and frees it. */
-void mars_disk_destroy(struct gendisk *disk);
+/*
+ * Removes the disk: no new bios arrive after this returns (those the driver holds are still its
+ * to complete).
+ */
+void mars_disk_remove(struct gendisk *disk);
+/* Frees a removed disk; every bio it received must have been completed. */
+void mars_disk_put(struct gendisk *disk);
 /* Number of current openers of the whole disk. */
 int mars_disk_openers(struct gendisk *disk);
 /* Implemented in Rust (drivers/kx/disk.rs). */

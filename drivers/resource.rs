@@ -241,10 +241,12 @@ impl Resource {
             }
         }
         if let Some(p) = self.primary.take() {
-            let Primary { disk, logger_thread, write_back_thread, logger, wb, log_name } = p;
-            // Nobody has the device open, so nothing new arrives; finish what did before the disk
-            // goes (the block layer does not wait for bios a bio-based driver still holds) and
-            // before the data device may close (reads sent on to it must be done).
+            let Primary { mut disk, logger_thread, write_back_thread, logger, wb, log_name } = p;
+            // First no new bios (even if someone opened the device since the check above), then
+            // finish those that came before the disk is freed (the block layer does not wait for
+            // bios a bio-based driver holds) and before the data device may close (reads sent on
+            // to it must be done).
+            disk.remove();
             if let Err(e) = logger.quiesce() {
                 pr_err!(
                     "resource {}: the data device misses writes (error {}); the next attach replays them from the log\n",

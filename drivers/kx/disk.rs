@@ -169,10 +169,12 @@ struct Route {
 /// # Invariants
 ///
 /// `disk` was created by `mars_disk_create` with `private_data` pointing to `*route`, whose
-/// `handler` is `Arc::as_ptr(&handler)`; `Drop` removes the disk (after which no bio reaches the
-/// route) before `route` and `handler` are released.
+/// `handler` is `Arc::as_ptr(&handler)`; it is removed (after which no bio reaches the route)
+/// exactly once, by [`Disk::remove`] or else by `Drop`, and freed by `Drop`, before `route` and
+/// `handler` are released. `removed` says whether it was removed.
 pub(crate) struct Disk<T: BioHandler> {
     disk: NonNull<bindings::gendisk>,
+    removed: bool,
     _route: KBox<Route>,
     _handler: Arc<T>,
 }
@@ -196,7 +198,18 @@ impl<T: BioHandler> Disk<T> {
         let disk = from_err_ptr(unsafe { shim::mars_disk_create(name.as_ptr(), sectors, private) })?;
         let disk = NonNull::new(disk).ok_or(ENOMEM)?;
         // INVARIANT: created with `private` = `route`, holding `handler`.
-        Ok(Disk { disk, _route: route, _handler: handler })
+        Ok(Disk { disk, removed: false, _route: route, _handler: handler })
+    }
+
+    /// Removes `/dev/mars/NAME`: once this returns, no new bio reaches the handler, and whoever
+    /// still has it open gets errors. Bios the handler holds are still its to complete, before
+    /// the `Disk` is dropped.
+    pub(crate) fn remove(&mut self) {
+        if !self.removed {
+            // SAFETY: `disk` is live and not yet removed (type invariant).
+            unsafe { shim::mars_disk_remove(self.disk.as_ptr()) };
+            self.removed = true;
+        }
     }
 
     /// How many have the device open now.
@@ -209,9 +222,10 @@ impl<T: BioHandler> Disk<T> {
 
 impl<T: BioHandler> Drop for Disk<T> {
     fn drop(&mut self) {
-        // SAFETY: `disk` is live (type invariant) and destroyed exactly once, here; afterwards no
-        // bio reaches `route`, which is released after this.
-        unsafe { shim::mars_disk_destroy(self.disk.as_ptr()) };
+        self.remove();
+        // SAFETY: `disk` is live and removed (type invariant), and freed exactly once, here; no
+        // bio reaches `route` any more, which is released after this.
+        unsafe { shim::mars_disk_put(self.disk.as_ptr()) };
     }
 }
 

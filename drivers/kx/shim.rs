@@ -81,7 +81,9 @@ unsafe extern "C" {
     /// Creates and adds `/dev/mars/NAME`; ERR_PTR on error.
     pub(crate) fn mars_disk_create(name: *const c_char, sectors: u64, private: *mut c_void) -> *mut bindings::gendisk;
     /// Removes and frees a disk.
-    pub(crate) fn mars_disk_destroy(disk: *mut bindings::gendisk);
+    pub(crate) fn mars_disk_remove(disk: *mut bindings::gendisk);
+    /// Frees a removed disk.
+    pub(crate) fn mars_disk_put(disk: *mut bindings::gendisk);
     /// Openers of the whole disk.
     pub(crate) fn mars_disk_openers(disk: *mut bindings::gendisk) -> c_int;
 }
