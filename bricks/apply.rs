@@ -2,14 +2,19 @@
 
 //! Applying log records to the data device: in log order, as parallel as order allows.
 //!
-//! Writes that do not overlap go out together; a write that overlaps an earlier one of the same
-//! run waits until that one has completed, so the device ends up holding the newest data. The
-//! write-back thread uses this, and so does the replay at attach for crash recovery.
+//! Records are written in runs: a run takes records in log order until one overlaps a record
+//! already in the run (or the run is full), then all of its writes go out at once and the run
+//! waits for them. So a write that overlaps an earlier one is only submitted once that one has
+//! completed, and the device ends up holding the newest data. The write-back thread uses this,
+//! and so does the replay at attach for crash recovery.
 
 use kernel::prelude::*;
 
 use crate::kx::bdev::{io_scope, BackingDevice};
 use crate::mars_core::logrec::Op;
+
+/// Most records written at once: bounds the bios in flight per data device.
+const MAX_RUN: usize = 256;
 
 /// One record to apply.
 #[derive(Clone, Copy)]
@@ -37,39 +42,90 @@ pub(crate) fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// Applies `items` in order (without flushing the device). Discards are a hint: a device that
-/// cannot discard keeps its data, which is allowed. Flushes and pads have nothing to apply: the
-/// log order already orders the writes around a flush.
-pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
-    let mut start = 0;
-    while start < items.len() {
-        let run = items.get(start..).unwrap_or(&[]);
-        let mut taken = 0usize;
+/// Records that do not overlap one another, to be written at once.
+pub(crate) struct Run<'a> {
+    items: KVec<Item<'a>>,
+    /// The non-empty ranges of `items`, sorted by start; disjoint.
+    ranges: KVec<(u64, u64)>,
+}
+
+impl<'a> Run<'a> {
+    /// An empty run.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Run { items: KVec::with_capacity(MAX_RUN, GFP_KERNEL)?, ranges: KVec::with_capacity(MAX_RUN, GFP_KERNEL)? })
+    }
+
+    /// Adds `item` unless the run is full or `item` overlaps a record already in it.
+    pub(crate) fn add(&mut self, item: Item<'a>) -> bool {
+        let range = item.range();
+        // Where `range` would go among the disjoint, sorted ranges: only its neighbours can
+        // overlap it.
+        let at = self.ranges.partition_point(|r| r.0 < range.0);
+        let before = at.checked_sub(1).and_then(|i| self.ranges.get(i));
+        let after = self.ranges.get(at);
+        if before.is_some_and(|b| overlaps(*b, range)) || after.is_some_and(|a| overlaps(*a, range)) {
+            return false;
+        }
+        if self.items.push_within_capacity(item).is_err() {
+            return false;
+        }
+        if range.0 < range.1 && self.ranges.insert_within_capacity(at, range).is_err() {
+            // Cannot happen: `ranges` has the capacity of `items`. Keep the run consistent.
+            let _ = self.items.pop();
+            return false;
+        }
+        true
+    }
+
+    /// The records of the run, in log order.
+    pub(crate) fn items(&self) -> &[Item<'a>] {
+        &self.items
+    }
+
+    /// True if the run holds no record.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Empties the run.
+    pub(crate) fn clear(&mut self) {
+        self.items.clear();
+        self.ranges.clear();
+    }
+
+    /// Writes the run's records to `dev` and waits for them (without flushing the device).
+    /// Discards are a hint: a device that cannot discard keeps its data, which is allowed.
+    /// Flushes and pads have nothing to apply: the log order already orders the writes around a
+    /// flush.
+    pub(crate) fn write(&self, dev: &BackingDevice) -> Result {
         io_scope(|scope| {
-            for (i, item) in run.iter().enumerate() {
-                let earlier = run.get(..i).unwrap_or(&[]);
-                if earlier.iter().any(|e| overlaps(e.range(), item.range())) {
-                    break;
-                }
-                match item.op {
-                    Op::Write => scope.write(dev, item.sector, item.data)?,
-                    Op::Discard | Op::Flush | Op::Pad => {}
-                }
-                taken = i + 1;
+            for item in self.items.iter().filter(|i| i.op == Op::Write) {
+                scope.write(dev, item.sector, item.data)?;
             }
             Ok(())
         })?;
-        let discards = run.get(..taken).unwrap_or(&[]);
-        if discards.iter().any(|d| d.op == Op::Discard) {
-            // Errors ignored on purpose: see the function's comment.
+        if self.items.iter().any(|d| d.op == Op::Discard) {
+            // Errors ignored on purpose: see above.
             let _ = io_scope(|scope| {
-                for d in discards.iter().filter(|d| d.op == Op::Discard) {
+                for d in self.items.iter().filter(|d| d.op == Op::Discard) {
                     scope.discard(dev, d.sector, d.length as usize)?;
                 }
                 Ok(())
             });
         }
-        start = start.saturating_add(taken.max(1));
+        Ok(())
+    }
+}
+
+/// Applies `items` in order, run by run (without flushing the device).
+pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
+    let mut run = Run::new()?;
+    let mut rest = items;
+    while !rest.is_empty() {
+        let taken = rest.iter().take_while(|item| run.add(**item)).count();
+        run.write(dev)?;
+        run.clear();
+        rest = rest.get(taken..).unwrap_or(&[]);
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
-use super::apply::{apply, overlaps, Item};
+use super::apply::{apply, overlaps, Item, Run};
 use crate::kx::bdev::BackingDevice;
 use crate::kx::kthread::Rounds;
 use crate::mars_core::logrec::Op;
@@ -161,7 +161,8 @@ impl WriteBack {
     /// Takes back a [`Self::reserve`] whose request never made it into the queue.
     pub(crate) fn unreserve(&self, range: (u64, u64)) {
         let mut s = self.state.lock();
-        if let Some(i) = s.unwritten.iter().position(|r| *r == range) {
+        // The newest entries are at the end.
+        if let Some(i) = s.unwritten.iter().rposition(|r| *r == range) {
             let _ = s.unwritten.remove(i);
         }
         drop(s);
@@ -224,11 +225,9 @@ impl WriteBack {
     pub(crate) fn release(&self, requests: &[Request], lost: bool) {
         let mut s = self.state.lock();
         for r in requests {
-            release(&mut s.unwritten, r);
-            if lost && r.op == Op::Write && s.lost.push(r.range(), GFP_KERNEL).is_err() {
-                s.lost_untracked = true;
-            }
+            release_one(&mut s, r.item(), lost);
         }
+        s.unwritten.retain(|r| r.0 <= r.1);
         drop(s);
         self.progress.notify_all();
     }
@@ -259,26 +258,77 @@ impl WriteBack {
         self.sync()
     }
 
-    /// Writes one batch; records the outcome.
-    fn write(&self, batch: Batch) {
-        let result = (|| -> Result {
-            let mut items = KVec::with_capacity(batch.requests.len(), GFP_KERNEL)?;
-            for r in batch.requests.iter() {
-                items.push(r.item(), GFP_KERNEL)?;
+    /// Writes `batches` (in log order) run by run, so that the data device gets as many writes
+    /// at once as the order allows; after each run, releases its ranges, moves `written` past
+    /// every batch it completed and frees their data.
+    fn write_batches(&self, mut batches: KVec<Batch>) {
+        let mut progress = Progress::default();
+        // The next request to write: batch, then request index in it.
+        let mut next = (0usize, 0usize);
+        loop {
+            let freed_before = progress.batches_done;
+            {
+                let mut run = match Run::new() {
+                    Ok(run) => run,
+                    Err(e) => {
+                        let rest = batches.get(next.0..).unwrap_or(&[]).iter();
+                        let items = rest.flat_map(|b| b.requests.iter()).skip(next.1).map(Request::item);
+                        return self.run_done(items, Err(e), &batches, &mut progress);
+                    }
+                };
+                while let Some(batch) = batches.get(next.0) {
+                    match batch.requests.get(next.1) {
+                        None => next = (next.0 + 1, 0),
+                        Some(request) if run.add(request.item()) => next.1 += 1,
+                        Some(_) => break,
+                    }
+                }
+                let result = if run.is_empty() { Ok(()) } else { run.write(&self.dev) };
+                self.run_done(run.items().iter().copied(), result, &batches, &mut progress);
+                if run.is_empty() {
+                    return;
+                }
             }
-            apply(&self.dev, &items)
-        })();
-        self.release(&batch.requests, result.is_err());
+            for batch in batches.get_mut(freed_before..progress.batches_done).unwrap_or(&mut []) {
+                batch.requests = KVec::new();
+            }
+        }
+    }
+
+    /// Records the outcome `result` of writing `items`, the next requests of `batches`: releases
+    /// their ranges (as lost on error) and advances `written` over the batches now complete.
+    fn run_done<'a>(
+        &self,
+        items: impl Iterator<Item = Item<'a>>,
+        result: Result,
+        batches: &[Batch],
+        progress: &mut Progress,
+    ) {
         let mut s = self.state.lock();
-        s.pending_bytes = s.pending_bytes.saturating_sub(batch.bytes());
-        match result {
-            Ok(()) if s.error == 0 => s.written = batch.end,
-            Ok(()) => {}
-            Err(e) if s.error == 0 => {
+        let mut bytes = 0usize;
+        for item in items {
+            release_one(&mut s, item, result.is_err());
+            progress.requests_done = progress.requests_done.saturating_add(1);
+            bytes = bytes.saturating_add(item.data.len());
+        }
+        s.unwritten.retain(|r| r.0 <= r.1);
+        s.pending_bytes = s.pending_bytes.saturating_sub(bytes);
+        if let Err(e) = result {
+            if s.error == 0 {
                 pr_err!("write-back to the data device failed (error {}); the log keeps the data\n", e.to_errno());
                 s.error = e.to_errno();
             }
-            Err(_) => {}
+        }
+        while let Some(batch) = batches.get(progress.batches_done) {
+            let through = progress.requests_before.saturating_add(batch.requests.len());
+            if through > progress.requests_done {
+                break;
+            }
+            if s.error == 0 {
+                s.written = batch.end;
+            }
+            progress.requests_before = through;
+            progress.batches_done += 1;
         }
         drop(s);
         self.progress.notify_all();
@@ -319,18 +369,36 @@ impl WriteBack {
             core::mem::replace(&mut s.pending, KVec::new())
         };
         let any = !batches.is_empty();
-        for batch in batches {
-            self.write(batch);
-        }
+        self.write_batches(batches);
         any
     }
 }
 
-/// Removes `request`'s range from `unwritten` (one entry: the same range may be queued twice).
-fn release(unwritten: &mut KVec<(u64, u64)>, request: &Request) {
-    if request.op == Op::Write || request.op == Op::Discard {
-        if let Some(i) = unwritten.iter().position(|r| *r == request.range()) {
-            let _ = unwritten.remove(i);
+/// How far [`WriteBack::write_batches`] got through its batches.
+#[derive(Default)]
+struct Progress {
+    /// Requests written (or failed).
+    requests_done: usize,
+    /// Batches complete, from the first.
+    batches_done: usize,
+    /// Requests in those batches.
+    requests_before: usize,
+}
+
+/// An `unwritten` entry that overlaps nothing, left by [`release_one`] until the caller's
+/// `retain` removes it (one pass for many releases, instead of one shift per release).
+const RELEASED: (u64, u64) = (u64::MAX, 0);
+
+/// Marks `item`'s range in `unwritten` released (one entry: the same range may be queued twice;
+/// the oldest come first, so the search is short), and notes it as lost if `lost`.
+fn release_one(s: &mut State, item: Item<'_>, lost: bool) {
+    if item.op == Op::Write || item.op == Op::Discard {
+        let range = item.range();
+        if let Some(r) = s.unwritten.iter_mut().find(|r| **r == range) {
+            *r = RELEASED;
+        }
+        if lost && item.op == Op::Write && s.lost.push(range, GFP_KERNEL).is_err() {
+            s.lost_untracked = true;
         }
     }
 }

@@ -3,6 +3,7 @@
 //! Backing block devices, opened by path, and scoped I/O on them from kernel buffers.
 
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::NonNull;
 
 use kernel::bindings;
@@ -145,7 +146,14 @@ impl<'a> IoScope<'a> {
 pub(crate) fn io_scope<'a, R>(f: impl FnOnce(&IoScope<'a>) -> Result<R>) -> Result<R> {
     let group = Arc::pin_init(IoGroup::new(), GFP_KERNEL)?;
     let scope = IoScope { group: group.clone(), _buffers: PhantomData };
+    let mut plug = MaybeUninit::<bindings::blk_plug>::uninit();
+    // SAFETY: `blk_start_plug` initialises the plug and makes it this task's; it stays at this
+    // address, unmoved, until `blk_finish_plug` below on the same task, which unplugs it (sending
+    // on the bios `f` submitted, as one batch to the driver).
+    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
     let result = f(&scope);
+    // SAFETY: the plug was started above by this task and is finished exactly once.
+    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
     // Drop the scope's own count, then wait for the bios; only then may `'a` end.
     group.put(0);
     group.done.wait_for_completion();
