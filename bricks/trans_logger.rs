@@ -55,6 +55,8 @@ struct LogState {
     drop_failure_reported: bool,
     /// Where the log ends.
     logged: LogPos,
+    /// A new logfile the logger thread is to continue in ([`Logger::request_rotation`]).
+    next_log: Option<LogWriter>,
 }
 
 /// What the strategy publishes about a logger.
@@ -122,6 +124,7 @@ impl Logger {
                 emergency: false,
                 drop_failure_reported: false,
                 logged,
+                next_log: None,
             }),
             work <- kernel::new_condvar!(),
             room <- kernel::new_condvar!(),
@@ -251,8 +254,9 @@ impl Logger {
         Ok(LogPos { file: log.number(), offset: log.pos() })
     }
 
-    /// Logs and acknowledges one batch and hands it to the write-back. The log stays locked until
-    /// the batch is handed over, so batches reach the write-back in log order, rotations included.
+    /// Logs and acknowledges one batch and hands it to the write-back. Only the logger thread
+    /// appends, hands over and rotates, so batches reach the write-back in log order, rotations
+    /// included.
     fn commit(&self, requests: KVec<Request>, waiting: KVec<Waiting>) {
         let durable = waiting.iter().any(|w| w.durable);
         let done = waiting.len();
@@ -331,25 +335,50 @@ impl Logger {
         Ok(())
     }
 
-    /// Continues logging in the new, empty logfile `next`; the current one is closed. Batches are
-    /// never split: this waits until the one being committed is handed over. The write-back
-    /// learns of the new logfile in order, so once it has flushed that position every older
-    /// logfile is on the data device.
-    pub(crate) fn rotate(&self, next: LogWriter) -> Result {
+    /// Asks the logger thread to continue in the new, empty logfile `next` after the batch it is
+    /// committing, closing the current one; returns at once. `EBUSY` (and `next` is dropped) if
+    /// an earlier request is still pending.
+    pub(crate) fn request_rotation(&self, next: LogWriter) -> Result {
+        let mut state = self.state.lock();
+        if state.next_log.is_some() {
+            return Err(EBUSY);
+        }
+        state.next_log = Some(next);
+        drop(state);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// True while a [`Self::request_rotation`] has not taken effect.
+    pub(crate) fn rotation_pending(&self) -> bool {
+        self.state.lock().next_log.is_some()
+    }
+
+    /// Carries out a requested rotation (logger thread only, between batches, so that batches are
+    /// never split). The write-back learns of the new logfile in order, so once it has flushed
+    /// that position every older logfile is on the data device. Without memory for that, the
+    /// rotation stays pending for the next round.
+    fn rotate_if_requested(&self) {
+        let Some(next) = self.state.lock().next_log.take() else {
+            return;
+        };
         let start = LogPos { file: next.number(), offset: 0 };
         let mut log = self.log.lock();
-        self.wb.hand_over(Batch { requests: KVec::new(), end: start }).map_err(|_| ENOMEM)?;
+        if let Err(batch) = self.wb.hand_over(Batch { requests: KVec::new(), end: start }) {
+            drop(batch);
+            self.state.lock().next_log = Some(next);
+            return;
+        }
         let old = core::mem::replace(&mut *log, next);
         self.state.lock().logged = start;
         drop(log);
         drop(old);
-        Ok(())
     }
 
     /// Takes everything queued, waiting up to 100 ms for something to arrive.
     fn take_batch(&self, wait: bool) -> (KVec<Request>, KVec<Waiting>) {
         let mut state = self.state.lock();
-        if wait && state.requests.is_empty() {
+        if wait && state.requests.is_empty() && state.next_log.is_none() {
             let _ = self.work.wait_interruptible_timeout(&mut state, msecs_to_jiffies(100));
         }
         state.queued_bytes = 0;
@@ -381,6 +410,7 @@ impl Rounds for Logger {
         if !requests.is_empty() {
             self.commit(requests, waiting);
         }
+        self.rotate_if_requested();
         0
     }
 
@@ -388,9 +418,10 @@ impl Rounds for Logger {
         loop {
             let (requests, waiting) = self.take_batch(false);
             if requests.is_empty() {
-                return;
+                break;
             }
             self.commit(requests, waiting);
         }
+        self.rotate_if_requested();
     }
 }

@@ -232,6 +232,14 @@ impl WriteBack {
         self.progress.notify_all();
     }
 
+    /// Asks the thread to write and flush everything handed over so far, soon; does not wait.
+    pub(crate) fn request_flush(&self) {
+        let mut s = self.state.lock();
+        s.flush_upto = s.flush_upto.max(s.handed_over);
+        drop(s);
+        self.work.notify_one();
+    }
+
     /// Waits until everything handed over so far is written and flushed; returns the error of
     /// the write-back, if it failed.
     pub(crate) fn sync(&self) -> Result {

@@ -25,7 +25,7 @@ use crate::tree_store::{self, ROOT};
 
 /// The primary side of a resource: its device, logger and write-back.
 struct Primary {
-    /// Removed after the logger is quiesced.
+    /// Removed before the logger is quiesced, freed after.
     disk: Disk<Logger>,
     /// Stopped after the disk is gone.
     logger_thread: KThread<Logger>,
@@ -33,8 +33,6 @@ struct Primary {
     write_back_thread: KThread<WriteBack>,
     logger: Arc<Logger>,
     wb: Arc<WriteBack>,
-    /// Name of the logfile being written.
-    log_name: KVec<u8>,
 }
 
 /// One resource this host has a data device for.
@@ -44,6 +42,8 @@ pub(crate) struct Resource {
     dev: Option<Arc<BackingDevice>>,
     /// The logfile whose damage stopped the replay at attach; reported until detach.
     damaged: Option<KVec<u8>>,
+    /// The newest `marsadm log-rotate` request a rotation was asked for.
+    rotation_asked: u64,
 }
 
 /// What the strategy publishes about a resource.
@@ -54,8 +54,6 @@ pub(crate) struct ResourceView<'a> {
     pub(crate) primary: bool,
     /// Openers of `/dev/mars/NAME`.
     pub(crate) openers: u32,
-    /// Logfile being written, if primary.
-    pub(crate) log_name: &'a [u8],
     /// Logger counters, if primary.
     pub(crate) stats: Option<LoggerStats>,
     /// The logfile whose damage stopped the replay at attach, if any.
@@ -67,7 +65,7 @@ impl Resource {
     pub(crate) fn new(name: &[u8]) -> Result<Resource> {
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
-        Ok(Resource { name: owned, primary: None, dev: None, damaged: None })
+        Ok(Resource { name: owned, primary: None, dev: None, damaged: None, rotation_asked: 0 })
     }
 
     /// The resource's name.
@@ -81,7 +79,6 @@ impl Resource {
             attached: self.dev.is_some(),
             primary: self.primary.is_some(),
             openers: self.primary.as_ref().map_or(0, |p| p.disk.openers()),
-            log_name: self.primary.as_ref().map_or(&[][..], |p| &p.log_name),
             stats: self.primary.as_ref().map(|p| p.logger.stats()),
             damaged: self.damaged.as_deref(),
         }
@@ -188,28 +185,40 @@ impl Resource {
             kernel::str::BStr::from_bytes(&self.name),
             kernel::str::BStr::from_bytes(&log_name)
         );
-        self.primary = Some(Primary { disk, logger_thread, write_back_thread, logger, wb, log_name });
+        self.primary = Some(Primary { disk, logger_thread, write_back_thread, logger, wb });
         Ok(())
     }
 
-    /// Starts a new logfile for the primary's logger (`marsadm log-rotate`); `ENODEV` if not primary.
+    /// Has the primary's logger continue in a new logfile after its current batch (`marsadm
+    /// log-rotate`, or the size limit); does nothing while an earlier rotation is still pending.
+    /// `ENODEV` if not primary.
     pub(crate) fn rotate(&mut self, host: &str) -> Result {
+        match &self.primary {
+            None => return Err(ENODEV),
+            Some(p) if p.logger.rotation_pending() => return Ok(()),
+            Some(_) => {}
+        }
         let next = self.next_logfile(host)?;
         let name = logfiles::name(next, host)?;
-        if self.primary.is_none() {
-            return Err(ENODEV);
-        }
         let log = self.create_logfile(next, host)?;
-        let p = self.primary.as_mut().ok_or(ENODEV)?;
-        p.logger.rotate(log)?;
+        let p = self.primary.as_ref().ok_or(ENODEV)?;
+        p.logger.request_rotation(log)?;
         pr_info!(
-            "resource {}: rotated from {} to {}\n",
+            "resource {}: continuing in {}\n",
             kernel::str::BStr::from_bytes(&self.name),
-            kernel::str::BStr::from_bytes(&p.log_name),
             kernel::str::BStr::from_bytes(&name)
         );
-        p.log_name = name;
         Ok(())
+    }
+
+    /// Carries out `marsadm log-rotate` request number `request`: asks for a rotation once, then
+    /// returns true once it has taken effect. `ENODEV` if not primary.
+    pub(crate) fn rotate_for(&mut self, host: &str, request: u64) -> Result<bool> {
+        if self.rotation_asked < request {
+            self.rotate(host)?;
+            self.rotation_asked = request;
+        }
+        Ok(self.primary.as_ref().is_some_and(|p| !p.logger.rotation_pending()))
     }
 
     /// Creates logfile `number`, preallocated; removes it again if that fails (a full /mars), so
@@ -241,7 +250,7 @@ impl Resource {
             }
         }
         if let Some(p) = self.primary.take() {
-            let Primary { mut disk, logger_thread, write_back_thread, logger, wb, log_name } = p;
+            let Primary { mut disk, logger_thread, write_back_thread, logger, wb } = p;
             // First no new bios (even if someone opened the device since the check above), then
             // finish those that came before the disk is freed (the block layer does not wait for
             // bios a bio-based driver holds) and before the data device may close (reads sent on
@@ -257,35 +266,35 @@ impl Resource {
             drop(disk);
             drop(logger_thread);
             drop(write_back_thread);
+            let last = logger.stats().logged.file;
             drop(logger);
             let flushed = wb.stats().flushed;
             drop(wb);
             replay_position::store(tree_store::text(&self.name), host, flushed, status)?;
-            pr_info!(
-                "resource {}: secondary, {} closed\n",
-                kernel::str::BStr::from_bytes(&self.name),
-                kernel::str::BStr::from_bytes(&log_name)
-            );
+            pr_info!("resource {}: secondary, logfile {} closed\n", kernel::str::BStr::from_bytes(&self.name), last);
         }
         Ok(())
     }
 
     /// Deletes this host's logfiles whose records are all durable on the data device: when
     /// secondary every one (attach replayed them all, and a stopping primary drained its
-    /// write-back), when primary those before the logfile the write-back has flushed up to.
-    /// Returns how many were deleted; `ENODEV` when not attached.
-    pub(crate) fn delete_logs(&self, host: &str) -> Result<u32> {
+    /// write-back), when primary those before the logfile the write-back has flushed up to. A
+    /// primary asks its write-back to flush but does not wait for it: returns how many were
+    /// deleted, and whether every logfile before the current one is gone (else call again later).
+    /// `ENODEV` when not attached.
+    pub(crate) fn delete_logs(&self, host: &str) -> Result<(u32, bool)> {
         if self.dev.is_none() {
             return Err(ENODEV);
         }
-        let limit = match &self.primary {
+        let (limit, current) = match &self.primary {
             Some(p) => {
-                p.wb.sync()?;
-                p.wb.stats().flushed.file
+                p.wb.request_flush();
+                (p.wb.stats().flushed.file, p.logger.stats().logged.file)
             }
-            None => u32::MAX,
+            None => (u32::MAX, 0),
         };
-        logfiles::delete_below(&self.dir()?, host, limit)
+        let deleted = logfiles::delete_below(&self.dir()?, host, limit)?;
+        Ok((deleted, limit >= current))
     }
 
     /// Releases the data device; `EBUSY` while primary.

@@ -14,6 +14,7 @@ use kernel::sync::{Arc, Mutex};
 
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
+use crate::logfiles;
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
@@ -202,15 +203,17 @@ impl Strategy {
     }
 
     /// `marsadm log-rotate`: when the request counter is ahead of the done counter and this host
-    /// is primary, continue in a new logfile and publish the request's number as done.
+    /// is primary, have the logger continue in a new logfile and, once it has, publish the
+    /// request's number as done.
     fn carry_out_log_rotate(&self, res: &str, host: &str, r: &mut Resource, error: &mut TextBuf) -> Result {
         let asked = self.counter(Key::Switch { resource: res, host, switch: "log-rotate" })?;
         let done = self.counter(Key::Status { resource: res, host, item: "log-rotate" })?;
         if asked <= done || !r.view().primary {
             return Ok(());
         }
-        match r.rotate(host) {
-            Ok(()) => {
+        match r.rotate_for(host, asked) {
+            Ok(false) => Ok(()), // published once the logger has switched, in a later round
+            Ok(true) => {
                 let mut t = TextBuf::new();
                 let _ = write!(t, "{asked}");
                 self.publish_status(res, host, "log-rotate", t.as_str())
@@ -223,7 +226,9 @@ impl Strategy {
     }
 
     /// `marsadm log-delete`: when the request counter is ahead of the done counter, delete the
-    /// logfiles that are fully applied and publish the request's number as done.
+    /// logfiles that are fully applied; once every logfile before the current one is gone,
+    /// publish the request's number as done (a primary's write-back may need a round or more to
+    /// flush; the strategy does not wait for it).
     fn carry_out_log_delete(&self, res: &str, host: &str, r: &Resource, error: &mut TextBuf) -> Result {
         let asked = self.counter(Key::Switch { resource: res, host, switch: "log-delete" })?;
         let done = self.counter(Key::Status { resource: res, host, item: "log-delete" })?;
@@ -231,8 +236,13 @@ impl Strategy {
             return Ok(());
         }
         match r.delete_logs(host) {
-            Ok(n) => {
-                pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
+            Ok((n, complete)) => {
+                if n > 0 || complete {
+                    pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
+                }
+                if !complete {
+                    return Ok(());
+                }
                 let mut t = TextBuf::new();
                 let _ = write!(t, "{asked}");
                 self.publish_status(res, host, "log-delete", t.as_str())
@@ -268,7 +278,8 @@ impl Strategy {
             if stats.writeback_error != 0 && error.as_str().is_empty() {
                 let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);
             }
-            let _ = write!(log, "{},{}", tree_store::text(view.log_name), stats.logged.offset);
+            let name = logfiles::name(stats.logged.file, host)?;
+            let _ = write!(log, "{},{}", tree_store::text(&name), stats.logged.offset);
             // Bytes of the current logfile not yet on the data device (all of it while an older
             // logfile is still being written back).
             let behind = if stats.written.file == stats.logged.file { stats.written.offset } else { 0 };
