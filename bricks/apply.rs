@@ -42,79 +42,74 @@ pub(crate) fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
-/// Records that do not overlap one another, to be written at once.
-pub(crate) struct Run<'a> {
-    items: KVec<Item<'a>>,
-    /// The non-empty ranges of `items`, sorted by start; disjoint.
+/// The sector ranges of a run: records that do not overlap one another, to be written at once.
+/// Owns no record, so one can be kept and reused.
+pub(crate) struct Run {
+    /// The non-empty ranges taken, sorted by start; disjoint.
     ranges: KVec<(u64, u64)>,
+    /// Records taken (including those without a range: flushes, pads).
+    count: usize,
 }
 
-impl<'a> Run<'a> {
+impl Run {
     /// An empty run.
     pub(crate) fn new() -> Result<Self> {
-        Ok(Run { items: KVec::with_capacity(MAX_RUN, GFP_KERNEL)?, ranges: KVec::with_capacity(MAX_RUN, GFP_KERNEL)? })
+        Ok(Run { ranges: KVec::with_capacity(MAX_RUN, GFP_KERNEL)?, count: 0 })
     }
 
-    /// Adds `item` unless the run is full or `item` overlaps a record already in it.
-    pub(crate) fn add(&mut self, item: Item<'a>) -> bool {
+    /// Takes `item` unless the run is full or `item` overlaps a record already taken.
+    pub(crate) fn add(&mut self, item: &Item<'_>) -> bool {
+        if self.count >= MAX_RUN {
+            return false;
+        }
         let range = item.range();
-        // Where `range` would go among the disjoint, sorted ranges: only its neighbours can
-        // overlap it.
-        let at = self.ranges.partition_point(|r| r.0 < range.0);
-        let before = at.checked_sub(1).and_then(|i| self.ranges.get(i));
-        let after = self.ranges.get(at);
-        if before.is_some_and(|b| overlaps(*b, range)) || after.is_some_and(|a| overlaps(*a, range)) {
-            return false;
+        if range.0 < range.1 {
+            // Where `range` goes among the disjoint, sorted ranges: only its neighbours can
+            // overlap it.
+            let at = self.ranges.partition_point(|r| r.0 < range.0);
+            let before = at.checked_sub(1).and_then(|i| self.ranges.get(i));
+            let after = self.ranges.get(at);
+            if before.is_some_and(|b| overlaps(*b, range)) || after.is_some_and(|a| overlaps(*a, range)) {
+                return false;
+            }
+            // Cannot fail: at most MAX_RUN ranges, the capacity.
+            if self.ranges.insert_within_capacity(at, range).is_err() {
+                return false;
+            }
         }
-        if self.items.push_within_capacity(item).is_err() {
-            return false;
-        }
-        if range.0 < range.1 && self.ranges.insert_within_capacity(at, range).is_err() {
-            // Cannot happen: `ranges` has the capacity of `items`. Keep the run consistent.
-            let _ = self.items.pop();
-            return false;
-        }
+        self.count += 1;
         true
-    }
-
-    /// The records of the run, in log order.
-    pub(crate) fn items(&self) -> &[Item<'a>] {
-        &self.items
-    }
-
-    /// True if the run holds no record.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 
     /// Empties the run.
     pub(crate) fn clear(&mut self) {
-        self.items.clear();
         self.ranges.clear();
+        self.count = 0;
     }
+}
 
-    /// Writes the run's records to `dev` and waits for them (without flushing the device).
-    /// Discards are a hint: a device that cannot discard keeps its data, which is allowed.
-    /// Flushes and pads have nothing to apply: the log order already orders the writes around a
-    /// flush.
-    pub(crate) fn write(&self, dev: &BackingDevice) -> Result {
-        io_scope(|scope| {
-            for item in self.items.iter().filter(|i| i.op == Op::Write) {
-                scope.write(dev, item.sector, item.data)?;
-            }
-            Ok(())
-        })?;
-        if self.items.iter().any(|d| d.op == Op::Discard) {
-            // Errors ignored on purpose: see above.
-            let _ = io_scope(|scope| {
-                for d in self.items.iter().filter(|d| d.op == Op::Discard) {
-                    scope.discard(dev, d.sector, d.length as usize)?;
-                }
-                Ok(())
-            });
+/// Writes `items`, records of one [`Run`], to `dev` at once and waits for them (without
+/// flushing the device). Discards are a hint: a device that cannot discard keeps its data, which
+/// is allowed. Flushes and pads have nothing to apply: the log order already orders the writes
+/// around a flush.
+pub(crate) fn write_run<'a>(dev: &BackingDevice, items: impl Iterator<Item = Item<'a>> + Clone) -> Result {
+    io_scope(|scope| {
+        for item in items.clone().filter(|i| i.op == Op::Write) {
+            scope.write(dev, item.sector, item.data)?;
         }
         Ok(())
+    })?;
+    let mut discards = items.filter(|i| i.op == Op::Discard).peekable();
+    if discards.peek().is_some() {
+        // Errors ignored on purpose: see above.
+        let _ = io_scope(|scope| {
+            for d in discards {
+                scope.discard(dev, d.sector, d.length as usize)?;
+            }
+            Ok(())
+        });
     }
+    Ok(())
 }
 
 /// Applies `items` in order, run by run (without flushing the device).
@@ -122,10 +117,15 @@ pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
     let mut run = Run::new()?;
     let mut rest = items;
     while !rest.is_empty() {
-        let taken = rest.iter().take_while(|item| run.add(**item)).count();
-        run.write(dev)?;
+        let taken = rest.iter().take_while(|item| run.add(item)).count();
+        if taken == 0 {
+            // An empty run takes any record; not reached.
+            return Err(EINVAL);
+        }
+        let (now, later) = rest.split_at(taken);
+        write_run(dev, now.iter().copied())?;
         run.clear();
-        rest = rest.get(taken..).unwrap_or(&[]);
+        rest = later;
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ use crate::status::ModuleStatus;
 
 /// Payload bytes queued for the logger beyond which submitters wait.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
+/// Pause before trying a rotation again that failed for want of memory.
+const ROTATION_RETRY_MS: u32 = 100;
 
 /// A received bio waiting for its acknowledgement.
 struct Waiting {
@@ -356,23 +358,61 @@ impl Logger {
 
     /// Carries out a requested rotation (logger thread only, between batches, so that batches are
     /// never split). The write-back learns of the new logfile in order, so once it has flushed
-    /// that position every older logfile is on the data device. Without memory for that, the
-    /// rotation stays pending for the next round.
-    fn rotate_if_requested(&self) {
+    /// that position every older logfile is on the data device. The request stays pending until
+    /// the switch is done, so nobody sees it done early. Returns false if there was no memory to
+    /// tell the write-back: the request stays for a later round.
+    fn rotate_if_requested(&self) -> bool {
+        let (number, emergency) = {
+            let state = self.state.lock();
+            // `next_log` is only taken by this thread.
+            match &state.next_log {
+                Some(next) => (next.number(), state.emergency),
+                None => return true,
+            }
+        };
+        if emergency {
+            // Logging stopped and the logfiles were dropped: the new one has no use.
+            self.discard_rotation();
+            return true;
+        }
+        let start = LogPos { file: number, offset: 0 };
+        let mut log = self.log.lock();
+        if self.wb.hand_over(Batch { requests: KVec::new(), end: start }).is_err() {
+            return false;
+        }
+        let mut state = self.state.lock();
+        // Only `request_rotation` sets `next_log`, and only when it is empty: still ours.
+        let Some(next) = state.next_log.take() else {
+            return true;
+        };
+        state.logged = start;
+        drop(state);
+        let old = core::mem::replace(&mut *log, next);
+        drop(log);
+        drop(old);
+        true
+    }
+
+    /// Drops a pending rotation and removes its (empty) logfile; errors are only reported.
+    fn discard_rotation(&self) {
         let Some(next) = self.state.lock().next_log.take() else {
             return;
         };
-        let start = LogPos { file: next.number(), offset: 0 };
-        let mut log = self.log.lock();
-        if let Err(batch) = self.wb.hand_over(Batch { requests: KVec::new(), end: start }) {
-            drop(batch);
-            self.state.lock().next_log = Some(next);
-            return;
+        let number = next.number();
+        drop(next);
+        let result = self.status.host_str().ok_or(EINVAL).and_then(|host| {
+            let name = logfiles::name(number, host)?;
+            crate::kx::vfs::unlink(&self.dir, &KPath::join(&[&name])?)
+        });
+        // Gone already (emergency mode drops every logfile): fine.
+        if let Err(e) = result.or_else(|e| if e == ENOENT { Ok(()) } else { Err(e) }) {
+            pr_warn!(
+                "resource {}: cannot remove the unused logfile {} (error {})\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                number,
+                e.to_errno()
+            );
         }
-        let old = core::mem::replace(&mut *log, next);
-        self.state.lock().logged = start;
-        drop(log);
-        drop(old);
     }
 
     /// Takes everything queued, waiting up to 100 ms for something to arrive.
@@ -410,8 +450,11 @@ impl Rounds for Logger {
         if !requests.is_empty() {
             self.commit(requests, waiting);
         }
-        self.rotate_if_requested();
-        0
+        if self.rotate_if_requested() {
+            0
+        } else {
+            ROTATION_RETRY_MS
+        }
     }
 
     fn finish(&self) {
@@ -422,6 +465,8 @@ impl Rounds for Logger {
             }
             self.commit(requests, waiting);
         }
-        self.rotate_if_requested();
+        if !self.rotate_if_requested() {
+            self.discard_rotation();
+        }
     }
 }

@@ -13,7 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
-use super::apply::{apply, overlaps, Item, Run};
+use super::apply::{apply, overlaps, write_run, Item, Run};
 use crate::kx::bdev::BackingDevice;
 use crate::kx::kthread::Rounds;
 use crate::mars_core::logrec::Op;
@@ -106,6 +106,10 @@ pub(crate) struct WriteBack {
     /// Signalled when batches are written or flushed.
     #[pin]
     progress: CondVar,
+    /// The ranges of the run being written; used by the write-back thread only, allocated once
+    /// so that writing back never fails for want of memory.
+    #[pin]
+    run: Mutex<Run>,
 }
 
 /// What the strategy publishes about the write-back.
@@ -121,8 +125,9 @@ pub(crate) struct WriteBackStats {
 
 impl WriteBack {
     /// A write-back to `dev` whose log starts at `start`.
-    pub(crate) fn new(dev: Arc<BackingDevice>, start: LogPos) -> impl PinInit<Self, Error> {
-        try_pin_init!(WriteBack {
+    pub(crate) fn new(dev: Arc<BackingDevice>, start: LogPos) -> Result<impl PinInit<Self, Error>> {
+        let run = Run::new()?;
+        Ok(try_pin_init!(WriteBack {
             dev,
             state <- kernel::new_mutex!(State {
                 pending: KVec::new(),
@@ -139,7 +144,8 @@ impl WriteBack {
             }),
             work <- kernel::new_condvar!(),
             progress <- kernel::new_condvar!(),
-        }? Error)
+            run <- kernel::new_mutex!(run),
+        }? Error))
     }
 
     /// The data device.
@@ -270,33 +276,33 @@ impl WriteBack {
     /// at once as the order allows; after each run, releases its ranges, moves `written` past
     /// every batch it completed and frees their data.
     fn write_batches(&self, mut batches: KVec<Batch>) {
+        let mut run = self.run.lock();
         let mut progress = Progress::default();
-        // The next request to write: batch, then request index in it.
-        let mut next = (0usize, 0usize);
+        // The first request of the next run: batch, then index in it.
+        let mut from = (0usize, 0usize);
         loop {
-            let freed_before = progress.batches_done;
-            {
-                let mut run = match Run::new() {
-                    Ok(run) => run,
-                    Err(e) => {
-                        let rest = batches.get(next.0..).unwrap_or(&[]).iter();
-                        let items = rest.flat_map(|b| b.requests.iter()).skip(next.1).map(Request::item);
-                        return self.run_done(items, Err(e), &batches, &mut progress);
+            run.clear();
+            let mut next = from;
+            let mut count = 0usize;
+            while let Some(batch) = batches.get(next.0) {
+                match batch.requests.get(next.1) {
+                    None => next = (next.0.saturating_add(1), 0),
+                    Some(request) if run.add(&request.item()) => {
+                        next.1 = next.1.saturating_add(1);
+                        count = count.saturating_add(1);
                     }
-                };
-                while let Some(batch) = batches.get(next.0) {
-                    match batch.requests.get(next.1) {
-                        None => next = (next.0 + 1, 0),
-                        Some(request) if run.add(request.item()) => next.1 += 1,
-                        Some(_) => break,
-                    }
-                }
-                let result = if run.is_empty() { Ok(()) } else { run.write(&self.dev) };
-                self.run_done(run.items().iter().copied(), result, &batches, &mut progress);
-                if run.is_empty() {
-                    return;
+                    Some(_) => break,
                 }
             }
+            let items = run_items(&batches, from, count);
+            let result = if count == 0 { Ok(()) } else { write_run(&self.dev, items.clone()) };
+            let freed_before = progress.batches_done;
+            self.run_done(items, result, &batches, &mut progress);
+            if count == 0 {
+                return;
+            }
+            // `next` is a request of a batch not yet complete, or past the last batch.
+            from = next;
             for batch in batches.get_mut(freed_before..progress.batches_done).unwrap_or(&mut []) {
                 batch.requests = KVec::new();
             }
@@ -336,7 +342,7 @@ impl WriteBack {
                 s.written = batch.end;
             }
             progress.requests_before = through;
-            progress.batches_done += 1;
+            progress.batches_done = progress.batches_done.saturating_add(1);
         }
         drop(s);
         self.progress.notify_all();
@@ -380,6 +386,12 @@ impl WriteBack {
         self.write_batches(batches);
         any
     }
+}
+
+/// The `count` requests of `batches` from `from` (batch, index in it) on, as records.
+fn run_items(batches: &[Batch], from: (usize, usize), count: usize) -> impl Iterator<Item = Item<'_>> + Clone {
+    let rest = batches.get(from.0..).unwrap_or(&[]);
+    rest.iter().flat_map(|b| b.requests.iter()).skip(from.1).take(count).map(Request::item)
 }
 
 /// How far [`WriteBack::write_batches`] got through its batches.

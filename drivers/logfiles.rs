@@ -38,17 +38,25 @@ pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
 }
 
 /// Deletes `host`'s logfiles in `dir` numbered below `limit` and makes the deletion durable;
-/// returns how many there were.
+/// returns how many it deleted.
 pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
     let mut deleted = 0u32;
+    let mut seen = false;
     for number in numbers(dir, host)? {
         if number >= limit {
             continue;
         }
-        vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?)?;
-        deleted = deleted.saturating_add(1);
+        seen = true;
+        match vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?) {
+            Ok(()) => deleted = deleted.saturating_add(1),
+            // Deleted meanwhile by someone else (log-delete and emergency mode may race): gone
+            // is what was asked for.
+            Err(e) if e == ENOENT => {}
+            Err(e) => return Err(e),
+        }
     }
-    if deleted > 0 {
+    // Also when another caller did the unlinking: its sync may not have happened yet.
+    if seen {
         KFile::open(dir, OpenMode::Read)?.sync_all()?;
     }
     Ok(deleted)

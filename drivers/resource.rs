@@ -175,7 +175,7 @@ impl Resource {
         }
         let dir = self.dir()?;
         let log = self.create_logfile(next, host)?;
-        let wb = Arc::pin_init(WriteBack::new(dev, LogPos { file: next, offset: 0 }), GFP_KERNEL)?;
+        let wb = Arc::pin_init(WriteBack::new(dev, LogPos { file: next, offset: 0 })?, GFP_KERNEL)?;
         let write_back_thread = KThread::spawn(c"mars_writeback", wb.clone())?;
         let logger = Arc::pin_init(Logger::new(&self.name, dir, wb.clone(), log, status.clone())?, GFP_KERNEL)?;
         let logger_thread = KThread::spawn(c"mars_logger", logger.clone())?;

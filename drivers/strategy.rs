@@ -211,7 +211,11 @@ impl Strategy {
         if asked <= done || !r.view().primary {
             return Ok(());
         }
-        match r.rotate_for(host, asked) {
+        // In emergency mode no logfile is written: nothing to rotate (marsadm refuses it up front;
+        // a request that raced with the switch is done), and the next primary start logs into a
+        // new logfile anyway.
+        let emergency = r.view().stats.is_some_and(|s| s.emergency);
+        match if emergency { Ok(true) } else { r.rotate_for(host, asked) } {
             Ok(false) => Ok(()), // published once the logger has switched, in a later round
             Ok(true) => {
                 let mut t = TextBuf::new();
@@ -278,8 +282,9 @@ impl Strategy {
             if stats.writeback_error != 0 && error.as_str().is_empty() {
                 let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);
             }
-            let name = logfiles::name(stats.logged.file, host)?;
-            let _ = write!(log, "{},{}", tree_store::text(&name), stats.logged.offset);
+            if let Ok(name) = logfiles::name(stats.logged.file, host) {
+                let _ = write!(log, "{},{}", tree_store::text(&name), stats.logged.offset);
+            }
             // Bytes of the current logfile not yet on the data device (all of it while an older
             // logfile is still being written back).
             let behind = if stats.written.file == stats.logged.file { stats.written.offset } else { 0 };

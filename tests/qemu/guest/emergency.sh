@@ -13,6 +13,8 @@ expect_dmesg "mars: resource r0: cannot write its log \(error -28\): EMERGENCY M
 wait_for '[ "$(tree_value resource-r0/actual-node1/emergency)" = 1 ]' 5
 marsadm view r0 | grep -q "emergency *YES: /mars ran full" || fail "marsadm view does not show emergency mode: $(marsadm view r0)"
 [ "$(logs)" = "" ] || fail "stale logfiles kept in emergency mode: $(logs)"
+out=$(marsadm log-rotate r0 2>&1) && fail "log-rotate accepted in emergency mode: $out"
+echo "$out" | grep -q "r0 is in emergency mode on node1" || fail "log-rotate in emergency mode: $out"
 cmp -n $((160 << 20)) /tmp/pat /dev/mars/r0 || fail "/dev/mars/r0 differs from what was written"
 cmp -n $((160 << 20)) /tmp/pat /dev/vda || fail "the data disk differs from what was written"
 # Overwrite the start (logged before /mars ran full): a replay of the old log would undo this.

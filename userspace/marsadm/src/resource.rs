@@ -379,6 +379,13 @@ pub fn log_rotate(ctx: &mut Ctx, name: &str) -> Result<Done> {
     if !ctx.is(res, "is-primary")? {
         bail!("{res} is not primary on {}: only the primary writes logfiles", ctx.host);
     }
+    if ctx.is(res, "emergency")? {
+        bail!(
+            "{res} is in emergency mode on {}: logging stopped when /mars ran full, so there is no logfile to rotate; \
+             `marsadm secondary {res}` and `marsadm primary {res}` resume logging once /mars has room",
+            ctx.host
+        );
+    }
     let n = ctx.bump_counter(res, "log-rotate")?;
     ctx.wait(res, &[Goal::Counter { item: "log-rotate", at_least: n }])?;
     let mut done = ctx.done("log-rotate", res, String::new())?;
@@ -597,6 +604,11 @@ mod tests {
         let d = primary(&mut ctx, "r0", false).expect("primary");
         assert_eq!(d.message, "r0: node1 is primary, /dev/mars/r0 is ready");
 
+        ctx.tree.set("resource-r0/actual-node1/emergency", "1").unwrap();
+        let e = log_rotate(&mut ctx, "r0").unwrap_err();
+        assert!(e.to_string().contains("r0 is in emergency mode on node1"), "{e}");
+        assert_eq!(value(&mut ctx, "resource-r0/todo-node1/log-rotate"), None, "nothing asked");
+        ctx.tree.set("resource-r0/actual-node1/emergency", "0").unwrap();
         let d = log_rotate(&mut ctx, "r0").expect("rotates");
         assert_eq!(d.message, "r0: logfile rotated, now writing log-000000002-node1");
         log_rotate(&mut ctx, "r0").expect("rotates again");
