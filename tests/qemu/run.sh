@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the VM scenarios (all of tests/qemu/scenarios/*.sh, or those named) one after another and
 # ends with a line `N passed, N failed`. Each scenario has its own timeout (its `# timeout:`
-# header) and its VMs are always killed, whatever happens. Results land in tests/qemu/out/RUN/.
+# header; doubled on the debug kernel) and its VMs are always killed, whatever happens. Results
+# land in tests/qemu/out/RUN/.
 #
 #   tests/qemu/run.sh                   all scenarios
 #   tests/qemu/run.sh load-unload link  just these
@@ -26,6 +27,8 @@ for name in "${names[@]}"; do
   [ -f "$scenario" ] || { echo "FAIL $name: no such scenario ($scenario)"; failed=$((failed + 1)); continue; }
   limit=$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario")
   [ -n "$limit" ] || die "$scenario has no '# timeout: SECONDS' header"
+  # The debug kernel (lockdep, KFENCE, SLUB debugging) runs 2-4x slower under TCG.
+  [ "${MARS_KERNEL_VARIANT:-default}" = debug ] && limit=$((limit * 2))
   out="$run_dir/$name"; mkdir -p "$out"
   start=$(date +%s)
   set +e
