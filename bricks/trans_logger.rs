@@ -400,10 +400,7 @@ impl Logger {
         };
         let number = next.number();
         drop(next);
-        let result = self.status.host_str().ok_or(EINVAL).and_then(|host| {
-            let name = logfiles::name(number, host)?;
-            crate::kx::vfs::unlink(&self.dir, &KPath::join(&[&name])?)
-        });
+        let result = self.status.host_str().ok_or(EINVAL).and_then(|host| logfiles::unlink(&self.dir, number, host));
         // Gone already (emergency mode drops every logfile): fine.
         if let Err(e) = result.or_else(|e| if e == ENOENT { Ok(()) } else { Err(e) }) {
             pr_warn!(

@@ -239,20 +239,21 @@ impl WriteBack {
     }
 
     /// Asks the thread to write and flush everything handed over so far, soon; does not wait.
-    pub(crate) fn request_flush(&self) {
+    /// Returns the position asked for.
+    pub(crate) fn request_flush(&self) -> LogPos {
         let mut s = self.state.lock();
-        s.flush_upto = s.flush_upto.max(s.handed_over);
+        let target = s.handed_over;
+        s.flush_upto = s.flush_upto.max(target);
         drop(s);
         self.work.notify_one();
+        target
     }
 
     /// Waits until everything handed over so far is written and flushed; returns the error of
     /// the write-back, if it failed.
     pub(crate) fn sync(&self) -> Result {
+        let target = self.request_flush();
         let mut s = self.state.lock();
-        let target = s.handed_over;
-        s.flush_upto = s.flush_upto.max(target);
-        self.work.notify_one();
         while s.flushed < target && s.error == 0 {
             self.progress.wait(&mut s);
         }

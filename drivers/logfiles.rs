@@ -37,6 +37,11 @@ pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
     Ok(found)
 }
 
+/// Removes `host`'s logfile `number` from `dir`; `ENOENT` if it is not there.
+pub(crate) fn unlink(dir: &KPath, number: u32, host: &str) -> Result {
+    vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?)
+}
+
 /// Deletes `host`'s logfiles in `dir` numbered below `limit` and makes the deletion durable;
 /// returns how many it deleted.
 pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
@@ -47,7 +52,7 @@ pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
             continue;
         }
         seen = true;
-        match vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?) {
+        match unlink(dir, number, host) {
             Ok(()) => deleted = deleted.saturating_add(1),
             // Deleted meanwhile by someone else (log-delete and emergency mode may race): gone
             // is what was asked for.

@@ -17,7 +17,7 @@ use crate::kx::bdev::BackingDevice;
 use crate::kx::disk::Disk;
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::kthread::KThread;
-use crate::kx::vfs::{self, KPath};
+use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::replay_position;
 use crate::status::ModuleStatus;
@@ -227,7 +227,7 @@ impl Resource {
         let dir = self.dir()?;
         LogWriter::create(&logfiles::path(&dir, number, host)?, number).inspect_err(|e| {
             if *e != EEXIST {
-                let _ = logfiles::name(number, host).and_then(|n| vfs::unlink(&dir, &KPath::join(&[&n])?));
+                let _ = logfiles::unlink(&dir, number, host);
             }
         })
     }
@@ -288,7 +288,7 @@ impl Resource {
         }
         let (limit, current) = match &self.primary {
             Some(p) => {
-                p.wb.request_flush();
+                let _ = p.wb.request_flush();
                 (p.wb.stats().flushed.file, p.logger.stats().logged.file)
             }
             None => (u32::MAX, 0),
