@@ -5,9 +5,9 @@ source "$(dirname "$0")/common.sh"
 
 KDIR=${KDIR:-$("$MARS_ROOT/scripts/kernel.sh")}
 log "building mars.ko against $KDIR"
-make -C "$KDIR" M="$MARS_ROOT" CONFIG_MARS=m modules >"$MARS_CACHE/module-build.log" 2>&1 || {
-  grep -E -B2 -A12 'error(\[|:)' "$MARS_CACHE/module-build.log" | head -80 >&2
-  die "mars.ko build failed: see $MARS_CACHE/module-build.log"
+make -C "$KDIR" M="$MARS_ROOT" CONFIG_MARS=m modules >"$MARS_LOGS/module-build.log" 2>&1 || {
+  grep -E -B2 -A12 'error(\[|:)' "$MARS_LOGS/module-build.log" | head -80 >&2
+  die "mars.ko build failed: see $MARS_LOGS/module-build.log"
 }
 log "building marsadm"
 cargo build --quiet --release -p marsadm --manifest-path "$MARS_ROOT/Cargo.toml" >&2 \

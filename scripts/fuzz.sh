@@ -14,9 +14,9 @@ for t in "${targets[@]}"; do
   mkdir -p "corpus/$t"
   log "fuzzing $t for ${seconds}s"
   if ! cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -print_final_stats=0 \
-      >"$MARS_CACHE/fuzz-$t.log" 2>&1; then
-    tail -30 "$MARS_CACHE/fuzz-$t.log" >&2
-    die "fuzz target $t failed: see $MARS_CACHE/fuzz-$t.log and fuzz/artifacts/$t/"
+      >"$MARS_LOGS/fuzz-$t.log" 2>&1; then
+    tail -30 "$MARS_LOGS/fuzz-$t.log" >&2
+    die "fuzz target $t failed: see $MARS_LOGS/fuzz-$t.log and fuzz/artifacts/$t/"
   fi
-  echo "fuzz $t: $(grep -E '^Done [0-9]+ runs' "$MARS_CACHE/fuzz-$t.log" | tail -1)"
+  echo "fuzz $t: $(grep -E '^Done [0-9]+ runs' "$MARS_LOGS/fuzz-$t.log" | tail -1)"
 done

@@ -24,7 +24,7 @@ command -v rustc >/dev/null && command -v bindgen >/dev/null && command -v vng >
 toolchain="$(rustc --version) | $(bindgen --version 2>&1 | head -1) | $(gcc --version | head -1)"
 config_hash=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-12)
 tool_hash=$(printf '%s' "$toolchain" | sha256sum | cut -c1-8)
-KROOT="$MARS_CACHE/kernel"
+KROOT="$MARS_KERNEL_CACHE"
 mkdir -p "$KROOT"
 
 built_tree_for() { # $1 = source version; prints the tree if it is completely built
@@ -44,8 +44,8 @@ fi
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
 [ -n "$mirror" ] || mirror=$(awk '/^deb / && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
 [ -n "$mirror" ] || die "no Debian mirror found in /etc/apt/sources.list.d/debian.sources or /etc/apt/sources.list"
-APTD="$MARS_CACHE/apt"
-mkdir -p "$APTD/lists/partial" "$APTD/cache/archives/partial" "$MARS_CACHE/debs"
+APTD="$KROOT/apt"
+mkdir -p "$APTD/lists/partial" "$APTD/cache/archives/partial" "$KROOT/debs"
 cat > "$APTD/sources.list" <<LIST
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie-backports main
@@ -66,13 +66,13 @@ if tree=$(built_tree_for "$version"); then echo "$tree"; exit 0; fi
 # --- Download and unpack ------------------------------------------------------------------------
 need_mb=$((20 * 1024))
 avail_mb=$(df -Pm "$KROOT" | awk 'NR==2 {print $4}')
-[ "$avail_mb" -ge "$need_mb" ] || die "only ${avail_mb} MB free under $KROOT; a kernel build needs about ${need_mb} MB: free space or set MARS_CACHE"
-deb=$(ls "$MARS_CACHE/debs/linux-source-${SERIES}_${version}_"*.deb 2>/dev/null | head -1 || true)
+[ "$avail_mb" -ge "$need_mb" ] || die "only ${avail_mb} MB free under $KROOT; a kernel build needs about ${need_mb} MB: free space or set MARS_KERNEL_CACHE"
+deb=$(ls "$KROOT/debs/linux-source-${SERIES}_${version}_"*.deb 2>/dev/null | head -1 || true)
 if [ -z "$deb" ]; then
   log "downloading linux-source-$SERIES=$version (about 164 MB)"
-  (cd "$MARS_CACHE/debs" && apt-get "${APT_OPTS[@]}" download -qq "linux-source-$SERIES=$version") \
+  (cd "$KROOT/debs" && apt-get "${APT_OPTS[@]}" download -qq "linux-source-$SERIES=$version") \
     || die "download of linux-source-$SERIES=$version failed (network?)"
-  deb=$(ls "$MARS_CACHE/debs/linux-source-${SERIES}_"*.deb | head -1)
+  deb=$(ls "$KROOT/debs/linux-source-${SERIES}_"*.deb | head -1)
 fi
 tree="$KROOT/linux-$version-$VARIANT-$config_hash-$tool_hash"
 rm -rf "$tree" "$tree.unpack"

@@ -4,6 +4,8 @@
 # uses (fio, drbd-utils, ip, tc, mkfs) is installed here on the host.
 source "$(dirname "$0")/common.sh"
 need_root
+setup_log="$MARS_LOGS/setup-host.log"
+: >"$setup_log"
 
 # Debian packages: kernel build, libclang for bindgen, QEMU, guest tools.
 PACKAGES=(
@@ -19,29 +21,32 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq || die "apt-get update failed: check the network and /etc/apt/sources.list.d"
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-    || die "apt-get install failed for: ${missing[*]}"
+  apt-get update -qq >"$setup_log" 2>&1 \
+    || die "apt-get update failed (network? /etc/apt/sources.list.d?): see $setup_log"
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$setup_log" 2>&1 \
+    || die "apt-get install failed for ${missing[*]}: see $setup_log"
 fi
 
 # Rust: the kernel compiles core from source (rust-src); bindgen generates the kernel bindings.
 command -v rustup >/dev/null || die "rustup not found: install Rust with rustup first"
-rustup component list --installed | grep -q '^rust-src' || rustup component add rust-src
+rustup component list --installed | grep -q '^rust-src' \
+  || rustup component add rust-src >>"$setup_log" 2>&1 || die "rustup component add rust-src failed: see $setup_log"
 if ! bindgen --version 2>/dev/null | grep -qE 'bindgen 0\.(7[1-9]|[89][0-9])'; then
   log "installing bindgen-cli (about 70 s)"
-  cargo install bindgen-cli --locked --quiet || die "cargo install bindgen-cli failed"
+  cargo install bindgen-cli --locked >>"$setup_log" 2>&1 || die "cargo install bindgen-cli failed: see $setup_log"
 fi
 
 # cargo-fuzz runs the fuzz targets (on stable, with RUSTC_BOOTSTRAP=1: see scripts/fuzz.sh).
 if ! cargo fuzz --version >/dev/null 2>&1; then
   log "installing cargo-fuzz (about 70 s)"
-  cargo install cargo-fuzz --locked --quiet || die "cargo install cargo-fuzz failed"
+  cargo install cargo-fuzz --locked >>"$setup_log" 2>&1 || die "cargo install cargo-fuzz failed: see $setup_log"
 fi
 
 # virtme-ng boots the VMs.
 if ! command -v vng >/dev/null; then
   log "installing virtme-ng"
-  pip install --quiet 'virtme-ng==1.42' || pip install --quiet virtme-ng || die "pip install virtme-ng failed"
+  { pip install 'virtme-ng==1.42' || pip install virtme-ng; } >>"$setup_log" 2>&1 \
+    || die "pip install virtme-ng failed: see $setup_log"
 fi
 
 # The VMs share this root filesystem read-only, so the /mars mount point their /mars filesystem
