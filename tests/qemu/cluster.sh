@@ -1,12 +1,22 @@
 # Host side of the VM harness: boots N virtme-ng nodes under TCG, links them, kills and reaps them.
-# Sourced by run.sh before a scenario; a scenario calls these functions. Needs: KDIR, MARS_ROOT, OUT.
+# Sourced by run.sh before a scenario; a scenario calls these functions. Needs: KDIR, MARS_ROOT,
+# OUT, SEED (run.sh sets it and seeds $RANDOM with it).
 # shellcheck shell=bash
 
 # Per-node defaults; a scenario may change them before cluster_init.
 DATA_MB=${DATA_MB:-256}     # /dev/vda in the guest: the data disk
 MARS_MB=${MARS_MB:-512}     # /dev/vdb in the guest: for the /mars filesystem
+EXTRA_MB=${EXTRA_MB:-0}     # /dev/vdc in the guest if not 0: a second data disk
 NODE_MEM=${NODE_MEM:-1G}
 NODE_CPUS=${NODE_CPUS:-1}
+# VOLATILE=1: the disks get a volatile write cache (tests/qemu/volatile_disk.py) that a power
+# cut (node_kill) loses, except for each cached write's chance VOLATILE_KEEP of having reached
+# the disk. Otherwise they are image files that keep every write QEMU made.
+VOLATILE=${VOLATILE:-0}
+VOLATILE_KEEP=${VOLATILE_KEEP:-0.5}
+# The kernel log of every boot, as it is written (the guest console at loglevel 7), goes to
+# nodeK.console.B; every file matching this is scanned after the scenario (run.sh).
+KERNEL_TROUBLE='BUG:|WARNING:|Oops|general protection fault|Kernel panic|KASAN|KFENCE|UBSAN|unreferenced object|possible (circular|recursive) locking|INFO: task .* blocked|rust_panic|panicked at'
 
 NODES=0
 declare -a NODE_PGID=()
@@ -25,11 +35,13 @@ cluster_init() {
   for ((k = 1; k <= NODES; k++)); do
     truncate -s "${DATA_MB}M" "$OUT/node$k-data.img"
     truncate -s "${MARS_MB}M" "$OUT/node$k-mars.img"
+    [ "$EXTRA_MB" -eq 0 ] || truncate -s "${EXTRA_MB}M" "$OUT/node$k-extra.img"
     NODE_BOOTS[k]=0
     {
       echo "NODE=$k"
       echo "NODES=$NODES"
       echo "HOST=node$k"
+      echo "SEED=$SEED"
       echo "OUT=$OUT"
       echo "MARS_ROOT=$MARS_ROOT"
       echo "MARS_KO=$MARS_ROOT/mars.ko"
@@ -44,6 +56,31 @@ cluster_init() {
       echo "LINKS=\"$links\""
     } > "$OUT/node$k.env"
   done
+  [ "$VOLATILE" = 1 ] && volatile_start
+  return 0
+}
+
+# Starts the volatile-cache disk server for every node's images (VOLATILE=1).
+volatile_start() {
+  VOLATILE_SOCK=$(mktemp -u "${TMPDIR:-/tmp}/mars-vd.XXXXXX")
+  setsid python3 "$MARS_ROOT/tests/qemu/volatile_disk.py" "$VOLATILE_SOCK" "$SEED" "$VOLATILE_KEEP" \
+    "$OUT"/node*.img </dev/null >>"$OUT/volatile_disk.log" 2>&1 &
+  VOLATILE_PID=$!
+  echo "$VOLATILE_PID" >"$OUT/volatile_disk.pgid.0"
+  local t
+  for ((t = 0; t < 100; t++)); do [ -S "$VOLATILE_SOCK" ] && return 0; sleep 0.1; done
+  echo "volatile_disk.py did not start; its log:" >&2; cat "$OUT/volatile_disk.log" >&2
+  return 1
+}
+
+# QEMU option for one disk image of node k: a file, or an export of the volatile-cache server.
+node_drive() {
+  local img=$1
+  if [ "$VOLATILE" = 1 ]; then
+    echo "-drive file=nbd+unix:///$img?socket=$VOLATILE_SOCK,if=virtio,format=raw,cache=writeback"
+  else
+    echo "-drive file=$OUT/$img,if=virtio,format=raw,cache=none,aio=threads"
+  fi
 }
 
 # MAC address of node k's interface towards node p.
@@ -52,8 +89,8 @@ node_mac() { printf '52:54:00:77:%02x:%02x' "$1" "$2"; }
 # QEMU options for node k: its two disks and one socket link per peer, all on 127.0.0.1.
 node_qemu_opts() {
   local k=$1 p opts
-  opts="-drive file=$OUT/node$k-data.img,if=virtio,format=raw,cache=none,aio=threads"
-  opts+=" -drive file=$OUT/node$k-mars.img,if=virtio,format=raw,cache=none,aio=threads"
+  opts="$(node_drive "node$k-data.img") $(node_drive "node$k-mars.img")"
+  [ "$EXTRA_MB" -eq 0 ] || opts+=" $(node_drive "node$k-extra.img")"
   for ((p = 1; p <= NODES; p++)); do
     [ "$p" -eq "$k" ] && continue
     local lo=$(( p < k ? p : k )) hi=$(( p < k ? k : p ))
@@ -73,8 +110,10 @@ node_start() {
   # Links: a node connects to lower-numbered peers, which must already listen.
   local p
   for ((p = 1; p < k; p++)); do wait_listening "$(link_port "$p" "$k")" || return 1; done
-  setsid vng --run "$KDIR" --disable-kvm --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
-    --rwdir="$OUT" --append "panic=-1 oops=panic loglevel=5 sysctl.kernel.hung_task_timeout_secs=30" \
+  # --verbose sends the kernel console (the whole log, loglevel 7) to vng's stderr, that is into
+  # nodeK.console.B as it is written, so a boot that is killed or panics leaves its log too.
+  setsid vng --run "$KDIR" --disable-kvm --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
+    --rwdir="$OUT" --append "panic=-1 oops=panic sysctl.kernel.hung_task_timeout_secs=30" \
     --qemu-opts="$(node_qemu_opts "$k")" \
     --exec "$MARS_ROOT/tests/qemu/guest/init.sh $OUT/node$k.env $*" \
     </dev/null >"$OUT/node$k.console.$boot" 2>&1 &
@@ -111,30 +150,41 @@ node_kill() {
   NODE_PGID[k]=""
 }
 
-# Kills every VM of this scenario that still runs. run.sh calls it on every exit path.
+# Kills every VM of this scenario that still runs, then the volatile-disk server. run.sh calls it
+# on every exit path.
 cluster_teardown() {
   local k
   for ((k = 1; k <= NODES; k++)); do node_kill "$k"; done
+  if [ -n "${VOLATILE_PID:-}" ]; then
+    kill -TERM -- "-$VOLATILE_PID" 2>/dev/null || true
+    wait "$VOLATILE_PID" 2>/dev/null || true
+    VOLATILE_PID=""
+  fi
 }
 
-# Fails (returns 1, with the evidence on stderr) if node k's kernel logs show an oops, a WARN,
-# a BUG, a lockdep, KFENCE or kmemleak report, or if the guest never reported its result.
-node_check_kernel() {
-  local k=$1 f bad=0
-  local pattern='BUG:|WARNING:|Oops|general protection fault|Kernel panic|KASAN|KFENCE|UBSAN|unreferenced object|possible (circular|recursive) locking|INFO: task .* blocked|rust_panic|panicked at'
-  for f in "$OUT"/node"$k".console.* "$OUT/node$k.dmesg" "$OUT/node$k.kmemleak"; do
+# Fails (returns 1, with the evidence on stderr) if any of the given kernel logs (consoles of
+# every boot, dmesg, kmemleak) shows an oops, a WARN, a BUG, a lockdep, KFENCE or kmemleak
+# report, a hung task or a Rust panic.
+kernel_logs_trouble() {
+  local f bad=0
+  for f in "$@"; do
     [ -f "$f" ] || continue
-    if grep -E -q "$pattern" "$f"; then
-      echo "node$k: kernel trouble in $(basename "$f"):" >&2
-      grep -E -A8 "$pattern" "$f" | head -40 >&2
+    if grep -E -q "$KERNEL_TROUBLE" "$f"; then
+      echo "kernel trouble in $f:" >&2
+      grep -E -A8 "$KERNEL_TROUBLE" "$f" | head -40 >&2
       bad=1
     fi
   done
   return $bad
 }
 
-# Starts nodes 1..N all running GUEST_SCRIPT, waits for all, and checks each: the scenario
-# passes when every guest script exits 0 and no kernel reports trouble.
+# The same for every kernel log of node k so far.
+node_check_kernel() {
+  kernel_logs_trouble "$OUT"/node"$1".console.* "$OUT/node$1.dmesg" "$OUT/node$1.kmemleak"
+}
+
+# Starts nodes 1..N all running GUEST_SCRIPT and waits for all: the scenario passes when every
+# guest script exits 0 (and, as for every scenario, run.sh finds no trouble in the kernel logs).
 cluster_run_all() {
   local n=$1 script=$2 k rc fail=0
   cluster_init "$n"
@@ -146,7 +196,6 @@ cluster_run_all() {
       tail -20 "$OUT/node$k.log" 2>/dev/null >&2 || tail -20 "$OUT/node$k.console.${NODE_BOOTS[k]}" >&2
       fail=1
     fi
-    node_check_kernel "$k" || fail=1
   done
   return $fail
 }

@@ -2,6 +2,9 @@
 # shellcheck shell=bash
 set -euo pipefail
 
+# Random choices of guest scripts come from the scenario's seed (run.sh prints it).
+RANDOM=$(( SEED + NODE ))
+
 # Stops the scenario with a message.
 fail() { echo "FAIL: $*" >&2; exit 1; }
 

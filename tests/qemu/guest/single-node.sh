@@ -11,7 +11,7 @@ ls -l /mars/resource-r0 /mars/resource-r0/actual-node1
 
 # Raw device: random 4k writes with verification, then sequential 1M.
 fio --name=raw4k --filename=/dev/mars/r0 --rw=randwrite --bs=4k --size=32M --direct=1 \
-    --ioengine=libaio --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \
+    --ioengine=libaio --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --randseed=$SEED \
     --output-format=terse >/tmp/fio1 || fail "fio 4k verify on /dev/mars/r0"
 fio --name=raw1m --filename=/dev/mars/r0 --offset=64M --rw=write --bs=1M --size=32M --direct=1 \
     --ioengine=libaio --iodepth=8 --verify=crc32c --do_verify=1 --verify_fatal=1 \
@@ -20,7 +20,7 @@ fio --name=raw1m --filename=/dev/mars/r0 --offset=64M --rw=write --bs=1M --size=
 # A filesystem on it.
 mkfs.ext4 -q /dev/mars/r0
 mkdir -p /tmp/r0 && mount /dev/mars/r0 /tmp/r0
-fio --name=fs --directory=/tmp/r0 --rw=randwrite --bs=4k --size=16M --ioengine=psync --fsync=8 \
+fio --name=fs --directory=/tmp/r0 --rw=randwrite --bs=4k --size=16M --ioengine=psync --fsync=8 --randseed=$SEED \
     --verify=crc32c --do_verify=1 --verify_fatal=1 --output-format=terse >/tmp/fio3 || fail "fio verify on ext4"
 expect_fail marsadm secondary r0 --timeout 3
 echo "$LAST_OUTPUT" | grep -q "in use" || fail "secondary while mounted was not refused as in use"

@@ -17,7 +17,7 @@ marsadm create-resource r1 "$d1" --size $((128 << 20))
 # Both at once, each verifying its own data.
 verify() {
   fio --name="$1" --filename="/dev/mars/$1" --rw=randwrite --bs=4k --size=48M --iodepth=8 \
-    --ioengine=libaio --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --randrepeat=0 \
+    --ioengine=libaio --direct=1 --verify=crc32c --verify_fatal=1 --do_verify=1 --randseed=$((SEED + ${1#r})) \
     --output="/tmp/fio-$1.txt"
 }
 verify r0 & p0=$!
