@@ -8,8 +8,11 @@ need_root
 "$MARS_ROOT/scripts/setup-host.sh"
 
 log "userspace tests: cargo test --workspace"
-cargo test --workspace --manifest-path "$MARS_ROOT/Cargo.toml" 2>&1 | tee "$MARS_LOGS/cargo-test.log" | grep -E '^(test result|running|error|warning)|FAILED|panicked' || true
-[ "${PIPESTATUS[0]}" -eq 0 ] || die "cargo test failed: see $MARS_LOGS/cargo-test.log"
+cargo_log="$MARS_LOGS/cargo-test.log"
+status=0
+cargo test --workspace --manifest-path "$MARS_ROOT/Cargo.toml" >"$cargo_log" 2>&1 || status=$?
+grep -E '^(test result|running|error|warning)|FAILED|panicked' "$cargo_log" || true
+[ "$status" -eq 0 ] || die "cargo test failed (exit $status): see $cargo_log"
 
 log "fuzz targets, bounded"
 "$MARS_ROOT/scripts/fuzz.sh"
