@@ -11,6 +11,7 @@
 use kernel::prelude::*;
 
 use crate::kx::bdev::{io_scope, BackingDevice};
+use crate::kx::iobuf::IoSlice;
 use crate::mars_core::logrec::Op;
 
 /// Most records written at once: bounds the bios in flight per data device.
@@ -25,8 +26,8 @@ pub(crate) struct Item<'a> {
     pub(crate) sector: u64,
     /// Bytes affected.
     pub(crate) length: u32,
-    /// Payload of a write.
-    pub(crate) data: &'a [u8],
+    /// Payload of a write (empty for the other operations).
+    pub(crate) data: IoSlice<'a>,
 }
 
 impl Item<'_> {

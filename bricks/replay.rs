@@ -10,6 +10,7 @@ use kernel::prelude::*;
 
 use super::apply::{apply, Item};
 use crate::kx::bdev::BackingDevice;
+use crate::kx::iobuf::IoBuf;
 use crate::kx::file::KFile;
 use crate::mars_core::logrec::{scan_record, Expect, Op, RecordHeader, Stop, StopReason, HEADER_LEN, MAX_DATA};
 
@@ -72,7 +73,7 @@ pub(crate) fn replay(log: &KFile, start: u64, dev: &BackingDevice) -> Result<Rep
         for (header, _) in found.iter() {
             staged_len = staged_len.checked_add(align_up(payload_len(header))).ok_or(EINVAL)?;
         }
-        let mut staging = KVVec::from_elem(0u8, staged_len, GFP_KERNEL)?;
+        let mut staging = IoBuf::zeroed(staged_len)?;
         let mut at = 0usize;
         for (header, data_at) in found.iter() {
             let len = payload_len(header);
@@ -84,7 +85,7 @@ pub(crate) fn replay(log: &KFile, start: u64, dev: &BackingDevice) -> Result<Rep
         let mut at = 0usize;
         for (header, _) in found.iter() {
             let len = payload_len(header);
-            let data = staging.get(at..at + len).ok_or(EINVAL)?;
+            let data = staging.slice(at..at + len)?;
             items.push(Item { op: header.op, sector: header.sector, length: header.length, data }, GFP_KERNEL)?;
             at += align_up(len);
         }

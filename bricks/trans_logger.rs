@@ -24,6 +24,7 @@ use super::log_writer::{pad_after, LogWriter};
 use super::write_back::{Batch, LogPos, Request, WriteBack};
 use crate::kx::crc;
 use crate::kx::disk::{BioHandler, BioOp, IncomingBio, Inflight};
+use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
@@ -170,7 +171,7 @@ impl Logger {
     fn enqueue(&self, bio: IncomingBio, op: Op) {
         let length = if op == Op::Flush { 0 } else { bio.size() };
         let data = if op == Op::Write {
-            let mut data = match KVVec::from_elem(0u8, bio.size() as usize, GFP_KERNEL) {
+            let mut data = match IoBuf::zeroed(bio.size() as usize) {
                 Ok(d) => d,
                 Err(_) => return bio.end(Err(ENOMEM)),
             };
@@ -179,7 +180,7 @@ impl Logger {
             }
             data
         } else {
-            KVVec::new()
+            IoBuf::new()
         };
         let crc = if data.is_empty() { 0 } else { crc::crc32c(&data) };
         let request = Request { op, sector: bio.sector(), length, data };

@@ -15,6 +15,7 @@ use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
 use super::apply::{apply, overlaps, write_run, Item, Run};
 use crate::kx::bdev::BackingDevice;
+use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::Rounds;
 use crate::mars_core::logrec::Op;
 
@@ -41,12 +42,12 @@ pub(crate) struct Request {
     /// Bytes affected.
     pub(crate) length: u32,
     /// Payload of a write.
-    pub(crate) data: KVVec<u8>,
+    pub(crate) data: IoBuf,
 }
 
 impl Request {
     fn item(&self) -> Item<'_> {
-        Item { op: self.op, sector: self.sector, length: self.length, data: &self.data }
+        Item { op: self.op, sector: self.sector, length: self.length, data: self.data.all() }
     }
 
     /// Sectors the request touches.

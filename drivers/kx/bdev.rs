@@ -13,6 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{ordering, Atomic};
 use kernel::sync::{Arc, Completion};
 
+use super::iobuf::IoSlice;
 use super::shim;
 use super::vfs::KPath;
 
@@ -118,7 +119,8 @@ impl<'a> IoScope<'a> {
         self.group.pending.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
         // SAFETY: `dev.file` is open; `buf` is valid for `len` bytes for `'a`, and `io_scope`
-        // waits for every bio before `'a` can end; `private` is an `Arc<IoGroup>` reference that
+        // waits for every bio before `'a` can end; it is null (discard) or from an `IoSlice`, so
+        // kmalloc or vmalloc memory that the glue's page lookup handles; `private` is an `Arc<IoGroup>` reference that
         // `mars_rust_io_done` takes back exactly once.
         let ret = unsafe { shim::mars_bdev_submit(dev.file.as_ptr(), op as c_int, sector, buf.cast(), len, private) };
         if ret != 0 {
@@ -130,9 +132,11 @@ impl<'a> IoScope<'a> {
         Ok(())
     }
 
-    /// Writes `data` (at most 1 MiB) at `sector`.
-    pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: &'a [u8]) -> Result {
-        self.submit(dev, IoOp::Write, sector, data.as_ptr().cast_mut(), data.len())
+    /// Writes `data` (at most 1 MiB) at `sector`. `data` is a part of an `IoBuf`, memory the
+    /// C glue can map to pages.
+    pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: IoSlice<'a>) -> Result {
+        let bytes = data.bytes();
+        self.submit(dev, IoOp::Write, sector, bytes.as_ptr().cast_mut(), bytes.len())
     }
 
     /// Discards `len` bytes at `sector`.

@@ -11,6 +11,7 @@ pub(crate) mod disk;
 pub(crate) mod errno;
 pub(crate) mod file;
 pub(crate) mod host;
+pub(crate) mod iobuf;
 pub(crate) mod kthread;
 pub(crate) mod proc;
 mod shim;
