@@ -15,6 +15,7 @@ use kernel::sync::{Arc, Mutex};
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
+use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
@@ -97,25 +98,54 @@ impl Strategy {
         }
     }
 
-    /// One resource: deletion, attach/detach and primary/secondary as its switches say, status.
-    fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
+    /// What the tree asks of this host for `res`, and the data device named there.
+    fn wanted(&self, res: &str, host: &str) -> Result<(Wanted, Option<KVec<u8>>)> {
         let mut request = TextBuf::new();
         let _ = write!(request, "delete-{res}");
-        if self.value(Key::GlobalRequest { item: request.as_str() })?.is_some_and(|v| v == b"1") {
-            return self.delete(list, res);
+        let delete = self.value(Key::GlobalRequest { item: request.as_str() })?.is_some_and(|v| v == b"1");
+        let data = self.value(Key::DataDevice { resource: res, host })?;
+        let wanted = Wanted {
+            delete,
+            data_device: data.is_some(),
+            attach: self.value(Key::Switch { resource: res, host, switch: "attach" })?.is_some_and(|v| v == b"1"),
+            primary: self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes()),
+            log_rotate: self.counter(Key::Switch { resource: res, host, switch: "log-rotate" })?,
+            log_delete: self.counter(Key::Switch { resource: res, host, switch: "log-delete" })?,
+        };
+        Ok((wanted, data))
+    }
+
+    /// What this host does with `res` (`r`: its brick graph, if it has one).
+    fn local(&self, res: &str, host: &str, r: Option<&Resource>) -> Result<Local> {
+        let view = r.map(|r| r.view());
+        let stats = view.as_ref().and_then(|v| v.stats);
+        Ok(Local {
+            attached: view.as_ref().is_some_and(|v| v.attached),
+            primary: view.as_ref().is_some_and(|v| v.primary),
+            emergency: stats.is_some_and(|s| s.emergency),
+            logfile_bytes: stats.map(|s| s.logged.offset),
+            log_rotated: self.counter(Key::Status { resource: res, host, item: "log-rotate" })?,
+            log_deleted: self.counter(Key::Status { resource: res, host, item: "log-delete" })?,
+        })
+    }
+
+    /// One resource: the steps `mars_core::reconcile` decides, carried out, then its status.
+    fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
+        let (wanted, data) = self.wanted(res, host)?;
+        let found = list.iter().position(|r| r.name() == res.as_bytes());
+        let local = self.local(res, host, found.and_then(|i| list.get(i)))?;
+        let plan = reconcile::transitions(&wanted, &local);
+        if wanted.delete {
+            return if plan.as_slice().contains(&Step::Delete) { self.delete(list, res) } else { Ok(()) };
         }
-        let Some(data) = self.value(Key::DataDevice { resource: res, host })? else {
+        let Some(data) = data else {
             return Ok(()); // No data device here: not our resource.
         };
         let size = self
             .value(Key::Size { resource: res })?
             .and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok()))
             .unwrap_or(0);
-        let want_primary = self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes());
-        let want_attach = self
-            .value(Key::Switch { resource: res, host, switch: "attach" })?
-            .is_some_and(|v| v == b"1");
-        let index = match list.iter().position(|r| r.name() == res.as_bytes()) {
+        let index = match found {
             Some(i) => i,
             None => {
                 list.push(Resource::new(res.as_bytes())?, GFP_KERNEL)?;
@@ -124,57 +154,93 @@ impl Strategy {
         };
         let r = list.get_mut(index).ok_or(EINVAL)?;
         let mut error = TextBuf::new();
-        if want_attach {
-            if let Err(e) = r.attach(&data, size, host, &self.status) {
-                let _ = write!(error, "cannot attach data device {}: error {}", tree_store::text(&data), e.to_errno());
+        for step in &plan {
+            let done = match step {
+                Step::Attach => r.attach(&data, size, host, &self.status).map_err(|e| {
+                    let _ = write!(error, "cannot attach data device {}: error {}", tree_store::text(&data), e.to_errno());
+                }),
+                Step::BecomePrimary => r.become_primary(size, host, &self.status).map_err(|e| {
+                    if e == crate::kx::errno::unclean() {
+                        let damaged = tree_store::text(r.view().damaged.unwrap_or(b"?"));
+                        let _ = write!(
+                            error,
+                            "cannot become primary: logfile {damaged} is damaged: replay stopped at its last good record, the data device lacks the rest (see dmesg)"
+                        );
+                    } else {
+                        let _ = write!(error, "cannot become primary: error {}", e.to_errno());
+                    }
+                }),
+                Step::StopPrimary => r.stop_primary(host, &self.status).map_err(|e| {
+                    if e == EBUSY {
+                        let _ = write!(error, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
+                    } else {
+                        let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
+                    }
+                }),
+                _ => Ok(()),
+            };
+            if done.is_err() {
+                break; // The later transitions build on this one.
             }
         }
-        if want_primary && want_attach && r.view().attached {
-            match r.become_primary(size, host, &self.status) {
-                Ok(()) => {}
-                Err(e) if e == crate::kx::errno::unclean() => {
-                    let damaged = tree_store::text(r.view().damaged.unwrap_or(b"?"));
-                    let _ = write!(
-                        error,
-                        "cannot become primary: logfile {damaged} is damaged: replay stopped at its last good record, the data device lacks the rest (see dmesg)"
-                    );
-                }
-                Err(e) => {
-                    let _ = write!(error, "cannot become primary: error {}", e.to_errno());
-                }
-            }
-        }
-        if !want_primary {
-            match r.stop_primary(host, &self.status) {
-                Ok(()) => {}
-                Err(e) if e == EBUSY => {
-                    let _ = write!(error, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
-                }
-                Err(e) => {
-                    let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
-                }
-            }
-        }
-        if let Err(e) = r.publish_replay_position(host, &self.status) {
-            let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
-        }
-        self.carry_out_log_rotate(res, host, r, &mut error)?;
-        self.rotate_at_size(host, r, &mut error);
-        self.carry_out_log_delete(res, host, r, &mut error)?;
-        if !want_attach && r.detach().is_err() {
-            let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
+        let local = self.local(res, host, Some(r))?;
+        let settings = ReconcileSettings { rotate_at: self.status.settings().log_rotate_bytes };
+        for step in &reconcile::upkeep(&wanted, &local, &settings) {
+            self.upkeep(*step, res, host, r, &mut error)?;
         }
         self.publish_resource(res, host, r, error.as_str())
     }
 
-    /// `marsadm delete-resource`: once the resource is detached here, remove its directory (its
-    /// keys and logfiles) and forget it.
+    /// Carries out one step of the upkeep phase; a failure goes into `error`.
+    fn upkeep(&self, step: Step, res: &str, host: &str, r: &mut Resource, error: &mut TextBuf) -> Result {
+        match step {
+            Step::PublishReplayPosition => {
+                if let Err(e) = r.publish_replay_position(host, &self.status) {
+                    let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
+                }
+            }
+            Step::Rotate { request } => match r.rotate_for(host, request) {
+                Ok(false) => {} // published once the logger has switched, in a later round
+                Ok(true) => self.publish_counter(res, host, "log-rotate", request)?,
+                Err(e) => {
+                    let _ = write!(error, "cannot rotate the logfile: error {}", e.to_errno());
+                }
+            },
+            Step::RotateNotNeeded { request } => self.publish_counter(res, host, "log-rotate", request)?,
+            Step::RotateFull => {
+                if let Err(e) = r.rotate(host) {
+                    let _ = write!(error, "cannot rotate the full logfile: error {}", e.to_errno());
+                }
+            }
+            Step::DeleteLogs { request } => match r.delete_logs(host) {
+                Ok((n, complete)) => {
+                    if n > 0 || complete {
+                        pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
+                    }
+                    // Done once every logfile before the current one is gone: a primary's
+                    // write-back may need a round or more to flush; the strategy does not wait.
+                    if complete {
+                        self.publish_counter(res, host, "log-delete", request)?;
+                    }
+                }
+                Err(e) => {
+                    let _ = write!(error, "cannot delete logfiles: error {}", e.to_errno());
+                }
+            },
+            Step::Detach => {
+                if r.detach().is_err() {
+                    let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
+                }
+            }
+            Step::Delete | Step::Attach | Step::BecomePrimary | Step::StopPrimary => {}
+        }
+        Ok(())
+    }
+
+    /// `marsadm delete-resource`: remove the resource's directory (its keys and logfiles) and
+    /// forget it; `transitions` asks for this only once it is detached here.
     fn delete(&self, list: &mut KVec<Resource>, res: &str) -> Result {
         if let Some(i) = list.iter().position(|r| r.name() == res.as_bytes()) {
-            let r = list.get_mut(i).ok_or(EINVAL)?;
-            if r.view().attached {
-                return Ok(()); // marsadm refuses this; wait for `down`.
-            }
             let _ = list.remove(i);
         }
         let root = KPath::join(&[tree_store::ROOT])?;
@@ -190,72 +256,11 @@ impl Strategy {
         Ok(self.value(key)?.and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok())).unwrap_or(0))
     }
 
-    /// Starts a new logfile once the current one holds `log_rotate_mb` (unless 0, or logging has
-    /// stopped in emergency mode).
-    fn rotate_at_size(&self, host: &str, r: &mut Resource, error: &mut TextBuf) {
-        let limit = self.status.settings().log_rotate_bytes;
-        let full = r.view().stats.is_some_and(|s| !s.emergency && limit > 0 && s.logged.offset >= limit);
-        if full {
-            if let Err(e) = r.rotate(host) {
-                let _ = write!(error, "cannot rotate the full logfile: error {}", e.to_errno());
-            }
-        }
-    }
-
-    /// `marsadm log-rotate`: when the request counter is ahead of the done counter and this host
-    /// is primary, have the logger continue in a new logfile and, once it has, publish the
-    /// request's number as done.
-    fn carry_out_log_rotate(&self, res: &str, host: &str, r: &mut Resource, error: &mut TextBuf) -> Result {
-        let asked = self.counter(Key::Switch { resource: res, host, switch: "log-rotate" })?;
-        let done = self.counter(Key::Status { resource: res, host, item: "log-rotate" })?;
-        if asked <= done || !r.view().primary {
-            return Ok(());
-        }
-        // In emergency mode no logfile is written: nothing to rotate (marsadm refuses it up front;
-        // a request that raced with the switch is done), and the next primary start logs into a
-        // new logfile anyway.
-        let emergency = r.view().stats.is_some_and(|s| s.emergency);
-        match if emergency { Ok(true) } else { r.rotate_for(host, asked) } {
-            Ok(false) => Ok(()), // published once the logger has switched, in a later round
-            Ok(true) => {
-                let mut t = TextBuf::new();
-                let _ = write!(t, "{asked}");
-                self.publish_status(res, host, "log-rotate", t.as_str())
-            }
-            Err(e) => {
-                let _ = write!(error, "cannot rotate the logfile: error {}", e.to_errno());
-                Ok(())
-            }
-        }
-    }
-
-    /// `marsadm log-delete`: when the request counter is ahead of the done counter, delete the
-    /// logfiles that are fully applied; once every logfile before the current one is gone,
-    /// publish the request's number as done (a primary's write-back may need a round or more to
-    /// flush; the strategy does not wait for it).
-    fn carry_out_log_delete(&self, res: &str, host: &str, r: &Resource, error: &mut TextBuf) -> Result {
-        let asked = self.counter(Key::Switch { resource: res, host, switch: "log-delete" })?;
-        let done = self.counter(Key::Status { resource: res, host, item: "log-delete" })?;
-        if asked <= done || !r.view().attached {
-            return Ok(());
-        }
-        match r.delete_logs(host) {
-            Ok((n, complete)) => {
-                if n > 0 || complete {
-                    pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
-                }
-                if !complete {
-                    return Ok(());
-                }
-                let mut t = TextBuf::new();
-                let _ = write!(t, "{asked}");
-                self.publish_status(res, host, "log-delete", t.as_str())
-            }
-            Err(e) => {
-                let _ = write!(error, "cannot delete logfiles: error {}", e.to_errno());
-                Ok(())
-            }
-        }
+    /// Publishes request `n` of a counter (`log-rotate`, `log-delete`) as done.
+    fn publish_counter(&self, res: &str, host: &str, item: &str, n: u64) -> Result {
+        let mut t = TextBuf::new();
+        let _ = write!(t, "{n}");
+        self.publish_status(res, host, item, t.as_str())
     }
 
     /// Publishes a resource's status keys (each only when its value changed).
@@ -280,7 +285,11 @@ impl Strategy {
         }
         if let Some(stats) = view.stats {
             if stats.writeback_error != 0 && error.as_str().is_empty() {
-                let _ = write!(error, "write-back to the data device fails (error {}); the log keeps the data", stats.writeback_error);
+                let _ = write!(
+                    error,
+                    "write-back to the data device fails (error {}); the log keeps the data",
+                    stats.writeback_error
+                );
             }
             if let Ok(name) = logfiles::name(stats.logged.file, host) {
                 let _ = write!(log, "{},{}", tree_store::text(&name), stats.logged.offset);

@@ -18,6 +18,7 @@ pub mod names;
 pub mod params;
 pub mod proto;
 pub mod proto_msg;
+pub mod reconcile;
 pub mod sha256;
 pub mod tree;
 pub mod tree_codec;

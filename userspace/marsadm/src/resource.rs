@@ -466,6 +466,7 @@ mod tests {
     use std::thread::JoinHandle;
 
     use mars_core::lamport::Stamp;
+    use mars_core::reconcile::{self, Local, Settings, Step, Wanted};
 
     const GIB: u64 = 1 << 30;
 
@@ -499,28 +500,57 @@ mod tests {
         }
     }
 
+    /// One round of the simulated module: the decisions are mars.ko's own
+    /// (`mars_core::reconcile`); carrying them out always succeeds, and the module's state lives
+    /// in the status keys it publishes.
     fn round(root: &Path) -> Result<()> {
         let mut tree = Tree::new(root, "node1", Stamp::ZERO);
         for res in tree.resource_dirs()? {
             let k = |item: &str| format!("resource-{res}/{item}");
-            let on =
-                |tree: &mut Tree, item: &str| -> Result<bool> { Ok(tree.value(&k(item))?.as_deref() == Some("1")) };
-            if tree.value(&format!("todo-global/delete-{res}"))?.as_deref() == Some("1") {
-                if !on(&mut tree, "actual-node1/is-attached")? {
-                    std::fs::remove_dir_all(root.join(format!("resource-{res}")))?;
+            let on = |tree: &mut Tree, key: &str| -> Result<bool> { Ok(tree.value(key)?.as_deref() == Some("1")) };
+            let counter = |tree: &mut Tree, key: &str| -> Result<u64> {
+                Ok(tree.value(key)?.map(|v| v.parse()).transpose()?.unwrap_or(0))
+            };
+            let wanted = Wanted {
+                delete: on(&mut tree, &format!("todo-global/delete-{res}"))?,
+                data_device: tree.value(&k("data-node1"))?.is_some(),
+                attach: on(&mut tree, &k("todo-node1/attach"))?,
+                primary: tree.value(&k("primary"))?.as_deref() == Some("node1"),
+                log_rotate: counter(&mut tree, &k("todo-node1/log-rotate"))?,
+                log_delete: counter(&mut tree, &k("todo-node1/log-delete"))?,
+            };
+            let mut local = Local {
+                attached: on(&mut tree, &k("actual-node1/is-attached"))?,
+                primary: on(&mut tree, &k("actual-node1/is-primary"))?,
+                emergency: false,
+                logfile_bytes: None,
+                log_rotated: counter(&mut tree, &k("actual-node1/log-rotate"))?,
+                log_deleted: counter(&mut tree, &k("actual-node1/log-delete"))?,
+            };
+            for step in &reconcile::transitions(&wanted, &local) {
+                match step {
+                    Step::Delete => std::fs::remove_dir_all(root.join(format!("resource-{res}")))?,
+                    Step::Attach => local.attached = true,
+                    Step::BecomePrimary => local.primary = true,
+                    Step::StopPrimary => local.primary = false,
+                    _ => {}
                 }
+            }
+            if wanted.delete {
                 continue;
             }
-            if tree.value(&k("data-node1"))?.is_none() {
-                continue;
+            let mut rotated = None;
+            for step in &reconcile::upkeep(&wanted, &local, &Settings::default()) {
+                match *step {
+                    Step::Rotate { request } | Step::RotateNotNeeded { request } => {
+                        local.log_rotated = request;
+                        rotated = Some(request);
+                    }
+                    Step::DeleteLogs { request } => local.log_deleted = request,
+                    Step::Detach if !local.primary => local.attached = false,
+                    _ => {}
+                }
             }
-            let attach = on(&mut tree, "todo-node1/attach")?;
-            let want_primary = tree.value(&k("primary"))?.as_deref() == Some("node1");
-            // Attach when asked; be primary while designated and attached; detach only when
-            // no longer primary.
-            let attached = attach || on(&mut tree, "actual-node1/is-attached")?;
-            let primary = want_primary && attached;
-            let attached = attached && (attach || primary);
             let flag = |b: bool| if b { "1" } else { "0" };
             let mut put = |item: &str, v: &str| -> Result<()> {
                 if tree.value(&k(item))?.as_deref() != Some(v) {
@@ -528,17 +558,15 @@ mod tests {
                 }
                 Ok(())
             };
-            put("actual-node1/is-attached", flag(attached))?;
-            put("actual-node1/is-primary", flag(primary))?;
+            put("actual-node1/is-attached", flag(local.attached))?;
+            put("actual-node1/is-primary", flag(local.primary))?;
             put("actual-node1/error", "")?;
-            for counter in ["log-rotate", "log-delete"] {
-                if let Some(n) = tree.value(&k(&format!("todo-node1/{counter}")))? {
-                    let seq: u64 = n.parse()?;
-                    if counter == "log-rotate" {
-                        tree.set(&k("actual-node1/log"), &format!("log-{:09}-node1,0", seq + 1))?;
-                    }
-                    tree.set(&k(&format!("actual-node1/{counter}")), &n)?;
-                }
+            if let Some(n) = rotated {
+                put("actual-node1/log", &format!("log-{:09}-node1,0", n + 1))?;
+                put("actual-node1/log-rotate", &n.to_string())?;
+            }
+            if local.log_deleted > 0 {
+                put("actual-node1/log-delete", &local.log_deleted.to_string())?;
             }
         }
         Ok(())
