@@ -16,6 +16,7 @@ use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
+use crate::mars_core::resource_keys::{Status, Switch};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
@@ -107,10 +108,10 @@ impl Strategy {
         let wanted = Wanted {
             delete,
             data_device: data.is_some(),
-            attach: self.value(Key::Switch { resource: res, host, switch: "attach" })?.is_some_and(|v| v == b"1"),
+            attach: self.value(Switch::Attach.key(res, host))?.is_some_and(|v| v == b"1"),
             primary: self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes()),
-            log_rotate: self.counter(Key::Switch { resource: res, host, switch: "log-rotate" })?,
-            log_delete: self.counter(Key::Switch { resource: res, host, switch: "log-delete" })?,
+            log_rotate: self.counter(Switch::LogRotate.key(res, host))?,
+            log_delete: self.counter(Switch::LogDelete.key(res, host))?,
         };
         Ok((wanted, data))
     }
@@ -124,8 +125,8 @@ impl Strategy {
             primary: view.as_ref().is_some_and(|v| v.primary),
             emergency: stats.is_some_and(|s| s.emergency),
             logfile_bytes: stats.map(|s| s.logged.offset),
-            log_rotated: self.counter(Key::Status { resource: res, host, item: "log-rotate" })?,
-            log_deleted: self.counter(Key::Status { resource: res, host, item: "log-delete" })?,
+            log_rotated: self.counter(Status::LogRotate.key(res, host))?,
+            log_deleted: self.counter(Status::LogDelete.key(res, host))?,
         })
     }
 
@@ -201,12 +202,12 @@ impl Strategy {
             }
             Step::Rotate { request } => match r.rotate_for(host, request) {
                 Ok(false) => {} // published once the logger has switched, in a later round
-                Ok(true) => self.publish_counter(res, host, "log-rotate", request)?,
+                Ok(true) => self.publish_counter(res, host, Status::LogRotate, request)?,
                 Err(e) => {
                     let _ = write!(error, "cannot rotate the logfile: error {}", e.to_errno());
                 }
             },
-            Step::RotateNotNeeded { request } => self.publish_counter(res, host, "log-rotate", request)?,
+            Step::RotateNotNeeded { request } => self.publish_counter(res, host, Status::LogRotate, request)?,
             Step::RotateFull => {
                 if let Err(e) = r.rotate(host) {
                     let _ = write!(error, "cannot rotate the full logfile: error {}", e.to_errno());
@@ -220,7 +221,7 @@ impl Strategy {
                     // Done once every logfile before the current one is gone: a primary's
                     // write-back may need a round or more to flush; the strategy does not wait.
                     if complete {
-                        self.publish_counter(res, host, "log-delete", request)?;
+                        self.publish_counter(res, host, Status::LogDelete, request)?;
                     }
                 }
                 Err(e) => {
@@ -257,7 +258,7 @@ impl Strategy {
     }
 
     /// Publishes request `n` of a counter (`log-rotate`, `log-delete`) as done.
-    fn publish_counter(&self, res: &str, host: &str, item: &str, n: u64) -> Result {
+    fn publish_counter(&self, res: &str, host: &str, item: Status, n: u64) -> Result {
         let mut t = TextBuf::new();
         let _ = write!(t, "{n}");
         self.publish_status(res, host, item, t.as_str())
@@ -267,11 +268,11 @@ impl Strategy {
     fn publish_resource(&self, res: &str, host: &str, r: &Resource, error: &str) -> Result {
         let view = r.view();
         let flag = |b: bool| if b { "1" } else { "0" };
-        self.publish_status(res, host, "is-attached", flag(view.attached))?;
-        self.publish_status(res, host, "is-primary", flag(view.primary))?;
+        self.publish_status(res, host, Status::IsAttached, flag(view.attached))?;
+        self.publish_status(res, host, Status::IsPrimary, flag(view.primary))?;
         let mut t = TextBuf::new();
         let _ = write!(t, "{}", view.openers);
-        self.publish_status(res, host, "open-count", t.as_str())?;
+        self.publish_status(res, host, Status::OpenCount, t.as_str())?;
         let mut log = TextBuf::new();
         let mut lag = TextBuf::new();
         let mut emergency = "0";
@@ -302,22 +303,22 @@ impl Strategy {
         } else {
             let _ = write!(lag, "0");
         }
-        self.publish_status(res, host, "log", log.as_str())?;
-        self.publish_status(res, host, "writeback-lag", lag.as_str())?;
-        self.publish_status(res, host, "emergency", emergency)?;
-        self.publish_status(res, host, "error", error.as_str())
+        self.publish_status(res, host, Status::Log, log.as_str())?;
+        self.publish_status(res, host, Status::WritebackLag, lag.as_str())?;
+        self.publish_status(res, host, Status::Emergency, emergency)?;
+        self.publish_status(res, host, Status::Error, error.as_str())
     }
 
     /// Writes `resource-RES/actual-HOST/ITEM` = `value` unless it already holds that value.
-    fn publish_status(&self, resource: &str, host: &str, item: &str, value: &str) -> Result {
-        let key = Key::Status { resource, host, item }.to_buf().map_err(|_| EINVAL)?;
+    fn publish_status(&self, resource: &str, host: &str, item: Status, value: &str) -> Result {
+        let key = item.key(resource, host).to_buf().map_err(|_| EINVAL)?;
         let mut buf = TargetBuf::new()?;
         if let Some(current) = tree_store::get(key.as_str(), &mut buf)? {
             if !current.deleted && current.value == value {
                 return Ok(());
             }
         }
-        if item == "error" && !value.is_empty() {
+        if item == Status::Error && !value.is_empty() {
             // Logged when it changes, not every round.
             pr_err!("resource {}: {}\n", resource, value);
         }

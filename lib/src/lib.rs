@@ -19,6 +19,7 @@ pub mod params;
 pub mod proto;
 pub mod proto_msg;
 pub mod reconcile;
+pub mod resource_keys;
 pub mod sha256;
 pub mod tree;
 pub mod tree_codec;

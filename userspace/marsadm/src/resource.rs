@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
+use mars_core::resource_keys::{Status, Switch};
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -89,13 +90,13 @@ impl Ctx {
     }
 
     /// The kernel's status `item` of `res` on this host.
-    fn status(&mut self, res: &str, item: &str) -> Result<Option<String>> {
-        let k = key(Key::Status { resource: res, host: &self.host, item })?;
+    fn status(&mut self, res: &str, item: Status) -> Result<Option<String>> {
+        let k = key(item.key(res, &self.host))?;
         self.tree.value(&k)
     }
 
     /// True if the kernel reports status flag `item` of `res` as `1`.
-    fn is(&mut self, res: &str, item: &str) -> Result<bool> {
+    fn is(&mut self, res: &str, item: Status) -> Result<bool> {
         Ok(self.status(res, item)?.as_deref() == Some("1"))
     }
 
@@ -107,7 +108,7 @@ impl Ctx {
     /// True if the attach switch of `res` on this host is on.
     fn switched_up(&mut self, res: &str) -> Result<bool> {
         let host = self.host.clone();
-        Ok(self.get(Key::Switch { resource: res, host: &host, switch: "attach" })?.as_deref() == Some("1"))
+        Ok(self.get(Switch::Attach.key(res, &host))?.as_deref() == Some("1"))
     }
 
     /// Waits for `goals` of `res` on this host.
@@ -183,7 +184,7 @@ impl Ctx {
 
     /// Fails if `/dev/mars/RES` exists here and is open: the kernel would refuse to remove it.
     fn refuse_in_use(&mut self, res: &str, command: &str) -> Result<()> {
-        if !self.is(res, "is-primary")? {
+        if !self.is(res, Status::IsPrimary)? {
             return Ok(());
         }
         // The kernel publishes the open count once per strategy round, so a program that closed
@@ -191,7 +192,7 @@ impl Ctx {
         // --timeout) before refusing.
         let deadline = std::time::Instant::now() + self.timeout.min(IN_USE_GRACE);
         let openers = loop {
-            let openers = match self.status(res, "open-count")? {
+            let openers = match self.status(res, Status::OpenCount)? {
                 Some(v) => {
                     v.parse::<u64>().with_context(|| format!("the open count of {res} is {v:?}, not a number"))?
                 }
@@ -228,16 +229,17 @@ impl Ctx {
         Ok(None)
     }
 
-    /// Asks the kernel for one more `item` (`log-rotate`, `log-delete`) of `res`; returns the
-    /// counter value to wait for.
-    fn bump_counter(&mut self, res: &str, item: &str) -> Result<u64> {
+    /// Asks the kernel for one more request of counter `switch` (log-rotate, log-delete) of
+    /// `res`, which it reports carried out in `done`; returns the counter value to wait for.
+    fn bump_counter(&mut self, res: &str, switch: Switch, done: Status) -> Result<u64> {
         let host = self.host.clone();
-        let switch = Key::Switch { resource: res, host: &host, switch: item };
+        let item = switch.name();
+        let switch = switch.key(res, &host);
         let counter = |k: String, v: Option<String>| -> Result<u64> {
             v.map_or(Ok(0), |v| v.parse::<u64>().with_context(|| format!("{k} holds {v:?}, not a number")))
         };
         let asked = counter(key(switch)?, self.get(switch)?)?;
-        let carried_out = counter(format!("resource-{res}/actual-{host}/{item}"), self.status(res, item)?)?;
+        let carried_out = counter(key(done.key(res, &host))?, self.status(res, done)?)?;
         let next =
             asked.max(carried_out).checked_add(1).ok_or_else(|| anyhow!("the {item} counter of {res} overflows"))?;
         self.set(switch, &next.to_string())?;
@@ -280,12 +282,12 @@ pub fn create_resource(
     ctx.set(Key::Size { resource: res }, &size.to_string())?;
     ctx.set(Key::DeviceName { resource: res, host: &host }, res)?;
     ctx.set(Key::Primary { resource: res }, &host)?;
-    ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "1")?;
+    ctx.set(Switch::Attach.key(res, &host), "1")?;
     // Last: the kernel takes up a resource once it has a data device here.
     ctx.set(Key::DataDevice { resource: res, host: &host }, path)?;
     ctx.wait(
         res,
-        &[Goal::Status { item: "is-attached", value: "1" }, Goal::Status { item: "is-primary", value: "1" }],
+        &[Goal::Status { item: Status::IsAttached, value: "1" }, Goal::Status { item: Status::IsPrimary, value: "1" }],
     )?;
     ctx.done(
         "create-resource",
@@ -314,7 +316,7 @@ pub fn primary(ctx: &mut Ctx, name: &str, force: bool) -> Result<Done> {
     ctx.set(Key::Primary { resource: res }, &host)?;
     ctx.wait(
         res,
-        &[Goal::Status { item: "is-attached", value: "1" }, Goal::Status { item: "is-primary", value: "1" }],
+        &[Goal::Status { item: Status::IsAttached, value: "1" }, Goal::Status { item: Status::IsPrimary, value: "1" }],
     )?;
     ctx.done("primary", res, format!("{res}: {host} is primary, /dev/mars/{res} is ready"))
 }
@@ -325,7 +327,7 @@ pub fn secondary(ctx: &mut Ctx, name: &str) -> Result<Done> {
     let res = ctx.local(name)?;
     ctx.refuse_in_use(res, "secondary")?;
     ctx.set(Key::Primary { resource: res }, NO_PRIMARY)?;
-    ctx.wait(res, &[Goal::Status { item: "is-primary", value: "0" }])?;
+    ctx.wait(res, &[Goal::Status { item: Status::IsPrimary, value: "0" }])?;
     let host = ctx.host.clone();
     ctx.done("secondary", res, format!("{res}: {host} is secondary, /dev/mars/{res} is gone"))
 }
@@ -338,11 +340,11 @@ pub fn up(ctx: &mut Ctx, target: &Target) -> Result<Report> {
     let host = ctx.host.clone();
     let mut results = Vec::new();
     for res in &names {
-        ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "1")?;
-        let mut goals = vec![Goal::Status { item: "is-attached", value: "1" }];
+        ctx.set(Switch::Attach.key(res, &host), "1")?;
+        let mut goals = vec![Goal::Status { item: Status::IsAttached, value: "1" }];
         let primary = ctx.designated_primary(res)?;
         if primary {
-            goals.push(Goal::Status { item: "is-primary", value: "1" });
+            goals.push(Goal::Status { item: Status::IsPrimary, value: "1" });
         }
         ctx.wait(res, &goals)?;
         let also = if primary { format!(", /dev/mars/{res} is ready") } else { String::new() };
@@ -361,12 +363,12 @@ pub fn down(ctx: &mut Ctx, target: &Target) -> Result<Report> {
     let host = ctx.host.clone();
     let mut results = Vec::new();
     for res in &names {
-        if ctx.designated_primary(res)? || ctx.is(res, "is-primary")? {
+        if ctx.designated_primary(res)? || ctx.is(res, Status::IsPrimary)? {
             ctx.set(Key::Primary { resource: res }, NO_PRIMARY)?;
-            ctx.wait(res, &[Goal::Status { item: "is-primary", value: "0" }])?;
+            ctx.wait(res, &[Goal::Status { item: Status::IsPrimary, value: "0" }])?;
         }
-        ctx.set(Key::Switch { resource: res, host: &host, switch: "attach" }, "0")?;
-        ctx.wait(res, &[Goal::Status { item: "is-attached", value: "0" }])?;
+        ctx.set(Switch::Attach.key(res, &host), "0")?;
+        ctx.wait(res, &[Goal::Status { item: Status::IsAttached, value: "0" }])?;
         results.push(ctx.done("down", res, format!("{res}: detached on {host}"))?);
     }
     Ok(Report { results })
@@ -376,18 +378,18 @@ pub fn down(ctx: &mut Ctx, target: &Target) -> Result<Report> {
 pub fn log_rotate(ctx: &mut Ctx, name: &str) -> Result<Done> {
     ctx.require_member()?;
     let res = ctx.local(name)?;
-    if !ctx.is(res, "is-primary")? {
+    if !ctx.is(res, Status::IsPrimary)? {
         bail!("{res} is not primary on {}: only the primary writes logfiles", ctx.host);
     }
-    if ctx.is(res, "emergency")? {
+    if ctx.is(res, Status::Emergency)? {
         bail!(
             "{res} is in emergency mode on {}: logging stopped when /mars ran full, so there is no logfile to rotate; \
              `marsadm secondary {res}` and `marsadm primary {res}` resume logging once /mars has room",
             ctx.host
         );
     }
-    let n = ctx.bump_counter(res, "log-rotate")?;
-    ctx.wait(res, &[Goal::Counter { item: "log-rotate", at_least: n }])?;
+    let n = ctx.bump_counter(res, Switch::LogRotate, Status::LogRotate)?;
+    ctx.wait(res, &[Goal::Counter { item: Status::LogRotate, at_least: n }])?;
     let mut done = ctx.done("log-rotate", res, String::new())?;
     done.message = match done.state.as_ref().and_then(|s| s.log_file.as_deref()) {
         Some(file) => format!("{res}: logfile rotated, now writing {file}"),
@@ -400,11 +402,11 @@ pub fn log_rotate(ctx: &mut Ctx, name: &str) -> Result<Done> {
 pub fn log_delete(ctx: &mut Ctx, name: &str) -> Result<Done> {
     ctx.require_member()?;
     let res = ctx.local(name)?;
-    if !ctx.is(res, "is-attached")? {
+    if !ctx.is(res, Status::IsAttached)? {
         bail!("{res} is not attached on {}: run `marsadm up {res}` first", ctx.host);
     }
-    let n = ctx.bump_counter(res, "log-delete")?;
-    ctx.wait(res, &[Goal::Counter { item: "log-delete", at_least: n }])?;
+    let n = ctx.bump_counter(res, Switch::LogDelete, Status::LogDelete)?;
+    ctx.wait(res, &[Goal::Counter { item: Status::LogDelete, at_least: n }])?;
     let left = ctx.tree.resource_contents(res)?.map_or(0, |c| c.logfiles);
     ctx.done("log-delete", res, format!("{res}: deleted the logfiles that are written back; {left} logfile(s) left"))
 }
@@ -416,7 +418,7 @@ pub fn delete_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
     if !ctx.tree.resource_exists(res)? {
         return Err(unknown_resource(res));
     }
-    if ctx.switched_up(res)? || ctx.is(res, "is-attached")? || ctx.is(res, "is-primary")? {
+    if ctx.switched_up(res)? || ctx.is(res, Status::IsAttached)? || ctx.is(res, Status::IsPrimary)? {
         bail!("{res} is still up on {}: run `marsadm down {res}` first", ctx.host);
     }
     ctx.set(Key::GlobalRequest { item: &format!("delete-{res}") }, "1")?;
@@ -443,8 +445,8 @@ pub fn wait_resource(ctx: &mut Ctx, target: &Target) -> Result<Report> {
         ctx.wait(
             res,
             &[
-                Goal::Status { item: "is-attached", value: flag(up) },
-                Goal::Status { item: "is-primary", value: flag(primary) },
+                Goal::Status { item: Status::IsAttached, value: flag(up) },
+                Goal::Status { item: Status::IsPrimary, value: flag(primary) },
             ],
         )?;
         let what = match (up, primary) {
@@ -506,26 +508,27 @@ mod tests {
     fn round(root: &Path) -> Result<()> {
         let mut tree = Tree::new(root, "node1", Stamp::ZERO);
         for res in tree.resource_dirs()? {
-            let k = |item: &str| format!("resource-{res}/{item}");
-            let on = |tree: &mut Tree, key: &str| -> Result<bool> { Ok(tree.value(key)?.as_deref() == Some("1")) };
-            let counter = |tree: &mut Tree, key: &str| -> Result<u64> {
-                Ok(tree.value(key)?.map(|v| v.parse()).transpose()?.unwrap_or(0))
+            let res = res.as_str();
+            let on =
+                |tree: &mut Tree, k: Key<'_>| -> Result<bool> { Ok(tree.value(&key(k)?)?.as_deref() == Some("1")) };
+            let counter = |tree: &mut Tree, k: Key<'_>| -> Result<u64> {
+                Ok(tree.value(&key(k)?)?.map(|v| v.parse()).transpose()?.unwrap_or(0))
             };
             let wanted = Wanted {
-                delete: on(&mut tree, &format!("todo-global/delete-{res}"))?,
-                data_device: tree.value(&k("data-node1"))?.is_some(),
-                attach: on(&mut tree, &k("todo-node1/attach"))?,
-                primary: tree.value(&k("primary"))?.as_deref() == Some("node1"),
-                log_rotate: counter(&mut tree, &k("todo-node1/log-rotate"))?,
-                log_delete: counter(&mut tree, &k("todo-node1/log-delete"))?,
+                delete: on(&mut tree, Key::GlobalRequest { item: &format!("delete-{res}") })?,
+                data_device: tree.value(&key(Key::DataDevice { resource: res, host: "node1" })?)?.is_some(),
+                attach: on(&mut tree, Switch::Attach.key(res, "node1"))?,
+                primary: tree.value(&key(Key::Primary { resource: res })?)?.as_deref() == Some("node1"),
+                log_rotate: counter(&mut tree, Switch::LogRotate.key(res, "node1"))?,
+                log_delete: counter(&mut tree, Switch::LogDelete.key(res, "node1"))?,
             };
             let mut local = Local {
-                attached: on(&mut tree, &k("actual-node1/is-attached"))?,
-                primary: on(&mut tree, &k("actual-node1/is-primary"))?,
+                attached: on(&mut tree, Status::IsAttached.key(res, "node1"))?,
+                primary: on(&mut tree, Status::IsPrimary.key(res, "node1"))?,
                 emergency: false,
                 logfile_bytes: None,
-                log_rotated: counter(&mut tree, &k("actual-node1/log-rotate"))?,
-                log_deleted: counter(&mut tree, &k("actual-node1/log-delete"))?,
+                log_rotated: counter(&mut tree, Status::LogRotate.key(res, "node1"))?,
+                log_deleted: counter(&mut tree, Status::LogDelete.key(res, "node1"))?,
             };
             for step in &reconcile::transitions(&wanted, &local) {
                 match step {
@@ -552,21 +555,22 @@ mod tests {
                 }
             }
             let flag = |b: bool| if b { "1" } else { "0" };
-            let mut put = |item: &str, v: &str| -> Result<()> {
-                if tree.value(&k(item))?.as_deref() != Some(v) {
-                    tree.set(&k(item), v)?;
+            let mut put = |item: Status, v: &str| -> Result<()> {
+                let k = key(item.key(res, "node1"))?;
+                if tree.value(&k)?.as_deref() != Some(v) {
+                    tree.set(&k, v)?;
                 }
                 Ok(())
             };
-            put("actual-node1/is-attached", flag(local.attached))?;
-            put("actual-node1/is-primary", flag(local.primary))?;
-            put("actual-node1/error", "")?;
+            put(Status::IsAttached, flag(local.attached))?;
+            put(Status::IsPrimary, flag(local.primary))?;
+            put(Status::Error, "")?;
             if let Some(n) = rotated {
-                put("actual-node1/log", &format!("log-{:09}-node1,0", n + 1))?;
-                put("actual-node1/log-rotate", &n.to_string())?;
+                put(Status::Log, &format!("log-{:09}-node1,0", n + 1))?;
+                put(Status::LogRotate, &n.to_string())?;
             }
             if local.log_deleted > 0 {
-                put("actual-node1/log-delete", &local.log_deleted.to_string())?;
+                put(Status::LogDelete, &local.log_deleted.to_string())?;
             }
         }
         Ok(())
@@ -856,11 +860,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ctx = member(dir.path());
         ctx.tree.set("resource-r0/actual-node1/log-rotate", "7").unwrap();
-        assert_eq!(ctx.bump_counter("r0", "log-rotate").unwrap(), 8);
-        assert_eq!(ctx.bump_counter("r0", "log-rotate").unwrap(), 9);
+        assert_eq!(ctx.bump_counter("r0", Switch::LogRotate, Status::LogRotate).unwrap(), 8);
+        assert_eq!(ctx.bump_counter("r0", Switch::LogRotate, Status::LogRotate).unwrap(), 9);
         assert_eq!(value(&mut ctx, "resource-r0/todo-node1/log-rotate").as_deref(), Some("9"));
         ctx.tree.set("resource-r0/todo-node1/log-delete", "x").unwrap();
-        let e = ctx.bump_counter("r0", "log-delete").unwrap_err();
+        let e = ctx.bump_counter("r0", Switch::LogDelete, Status::LogDelete).unwrap_err();
         assert!(e.to_string().contains("resource-r0/todo-node1/log-delete holds \"x\", not a number"), "{e}");
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 
 use anyhow::{bail, Context, Result};
+use mars_core::resource_keys::{Status, Switch};
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -53,15 +54,15 @@ pub struct ResourceView {
 /// Reads the state of resource `res` on `host` from `tree`.
 pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceView> {
     let mut r = Reader { tree };
-    let status = |item: &'static str| Key::Status { resource: res, host, item };
-    let (log_file, log_bytes) = match r.text(status("log"))? {
+    let status = |item: Status| item.key(res, host);
+    let (log_file, log_bytes) = match r.text(status(Status::Log))? {
         None => (None, None),
         Some(v) if v.is_empty() => (None, None),
         Some(v) => {
             let (file, bytes) = v
                 .rsplit_once(',')
                 .with_context(|| format!("resource-{res}/actual-{host}/log holds {v:?}, expected LOGFILE,BYTES"))?;
-            (Some(file.to_string()), Some(parse_number(status("log"), bytes)?))
+            (Some(file.to_string()), Some(parse_number(status(Status::Log), bytes)?))
         }
     };
     Ok(ResourceView {
@@ -71,15 +72,15 @@ pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceV
         data_device: r.text(Key::DataDevice { resource: res, host })?,
         device: r.text(Key::DeviceName { resource: res, host })?.map(|d| format!("/dev/mars/{d}")),
         primary: r.text(Key::Primary { resource: res })?.filter(|p| p != NO_PRIMARY),
-        attach: r.flag(Key::Switch { resource: res, host, switch: "attach" })?,
-        is_attached: r.flag(status("is-attached"))?,
-        is_primary: r.flag(status("is-primary"))?,
-        open_count: r.number(status("open-count"))?,
+        attach: r.flag(Switch::Attach.key(res, host))?,
+        is_attached: r.flag(status(Status::IsAttached))?,
+        is_primary: r.flag(status(Status::IsPrimary))?,
+        open_count: r.number(status(Status::OpenCount))?,
         log_file,
         log_bytes,
-        writeback_lag: r.number(status("writeback-lag"))?,
-        emergency: r.flag(status("emergency"))?,
-        error: r.text(status("error"))?.filter(|e| !e.is_empty()),
+        writeback_lag: r.number(status(Status::WritebackLag))?,
+        emergency: r.flag(status(Status::Emergency))?,
+        error: r.text(status(Status::Error))?.filter(|e| !e.is_empty()),
         deleting: r.text(Key::GlobalRequest { item: &format!("delete-{res}") })?.as_deref() == Some("1"),
     })
 }

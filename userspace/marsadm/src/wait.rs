@@ -7,7 +7,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use mars_core::tree::Key;
+use mars_core::resource_keys::Status;
 
 use crate::tree::{key, Tree};
 
@@ -20,14 +20,14 @@ pub enum Goal {
     /// `resource-RES/actual-HOST/ITEM` holds exactly this value.
     Status {
         /// The status item, e.g. `is-attached`.
-        item: &'static str,
+        item: Status,
         /// The value waited for, e.g. `1`.
         value: &'static str,
     },
     /// `resource-RES/actual-HOST/ITEM` is a decimal counter that has reached at least this.
     Counter {
         /// The status item, e.g. `log-rotate`.
-        item: &'static str,
+        item: Status,
         /// The least value waited for.
         at_least: u64,
     },
@@ -99,7 +99,7 @@ impl Waiter<'_> {
 
     /// The kernel's error text for the resource on this host, if it reports one.
     fn kernel_error(&self, tree: &mut Tree) -> Result<Option<String>> {
-        let k = self.status_key("error")?;
+        let k = self.status_key(Status::Error)?;
         Ok(tree.value(&k)?.filter(|e| !e.is_empty()))
     }
 
@@ -118,8 +118,8 @@ impl Waiter<'_> {
         }
     }
 
-    fn status_key(&self, item: &str) -> Result<String> {
-        key(Key::Status { resource: self.resource, host: self.host, item })
+    fn status_key(&self, item: Status) -> Result<String> {
+        key(item.key(self.resource, self.host))
     }
 }
 
@@ -138,8 +138,10 @@ mod tests {
         let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
         tree.set("resource-r0/actual-node1/is-attached", "1").unwrap();
         tree.set("resource-r0/actual-node1/log-rotate", "3").unwrap();
-        let goals =
-            [Goal::Status { item: "is-attached", value: "1" }, Goal::Counter { item: "log-rotate", at_least: 2 }];
+        let goals = [
+            Goal::Status { item: Status::IsAttached, value: "1" },
+            Goal::Counter { item: Status::LogRotate, at_least: 2 },
+        ];
         let start = Instant::now();
         waiter(0).until(&mut tree, &goals).expect("holds");
         assert!(start.elapsed() < POLL_INTERVAL);
@@ -160,7 +162,7 @@ mod tests {
         });
         let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
         let start = Instant::now();
-        waiter(5000).until(&mut tree, &[Goal::Status { item: "is-primary", value: "1" }]).expect("sees the key");
+        waiter(5000).until(&mut tree, &[Goal::Status { item: Status::IsPrimary, value: "1" }]).expect("sees the key");
         let took = start.elapsed();
         assert!(
             took >= Duration::from_millis(250) && took < Duration::from_millis(250) + 3 * POLL_INTERVAL,
@@ -176,7 +178,7 @@ mod tests {
         tree.set("resource-r0/actual-node1/is-primary", "1").unwrap();
         tree.set("resource-r0/actual-node1/error", "/dev/mars/r0 is in use (1 openers)").unwrap();
         let start = Instant::now();
-        let e = waiter(300).until(&mut tree, &[Goal::Status { item: "is-primary", value: "0" }]).unwrap_err();
+        let e = waiter(300).until(&mut tree, &[Goal::Status { item: Status::IsPrimary, value: "0" }]).unwrap_err();
         assert!(start.elapsed() >= Duration::from_millis(300));
         let e = e.to_string();
         assert!(e.starts_with("r0: mars.ko on node1 says: /dev/mars/r0 is in use (1 openers)"), "{e}");
@@ -188,7 +190,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
         tree.set("resource-r0/actual-node1/error", "").unwrap();
-        let e = waiter(100).until(&mut tree, &[Goal::Status { item: "is-attached", value: "1" }]).unwrap_err();
+        let e = waiter(100).until(&mut tree, &[Goal::Status { item: Status::IsAttached, value: "1" }]).unwrap_err();
         let e = e.to_string();
         assert!(
             e.contains(
@@ -198,7 +200,7 @@ mod tests {
         );
         assert!(e.contains("mars.ko reported no error"), "{e}");
         tree.set("resource-r0/actual-node1/log-delete", "1").unwrap();
-        let e = waiter(0).until(&mut tree, &[Goal::Counter { item: "log-delete", at_least: 2 }]).unwrap_err();
+        let e = waiter(0).until(&mut tree, &[Goal::Counter { item: Status::LogDelete, at_least: 2 }]).unwrap_err();
         assert!(e.to_string().contains("log-delete to reach 2 (it is 1)"), "{e}");
         std::fs::write(dir.path().join("resource-r0/log-000000001-node1"), b"").unwrap();
         let e = waiter(0).until(&mut tree, &[Goal::Deleted]).unwrap_err();

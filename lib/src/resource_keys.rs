@@ -1,0 +1,115 @@
+//! The per-host keys of a resource that mars.ko and marsadm both speak: the switches marsadm
+//! sets (`resource-RES/todo-HOST/SWITCH`) and the status the module publishes
+//! (`resource-RES/actual-HOST/ITEM`), docs/resource-control.md. Each name is spelled once, here,
+//! so the two sides cannot drift apart. [`Key`] itself stays open to other names, which hosts
+//! running a newer MARS may use.
+
+use super::tree::Key;
+
+/// A switch of `resource-RES/todo-HOST/SWITCH`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// `attach`: `1` to have the data device open (up), `0` for down.
+    Attach,
+    /// `log-rotate`: a counter; each increment asks the primary for a new logfile.
+    LogRotate,
+    /// `log-delete`: a counter; each increment asks for the fully applied logfiles to go.
+    LogDelete,
+}
+
+impl Switch {
+    /// The name in the key.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Switch::Attach => "attach",
+            Switch::LogRotate => "log-rotate",
+            Switch::LogDelete => "log-delete",
+        }
+    }
+
+    /// The key of this switch of `resource` on `host`.
+    pub const fn key<'a>(self, resource: &'a str, host: &'a str) -> Key<'a> {
+        Key::Switch { resource, host, switch: self.name() }
+    }
+}
+
+/// A status item of `resource-RES/actual-HOST/ITEM`, published by the module on HOST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// `is-attached`: `1` while the data device is open.
+    IsAttached,
+    /// `is-primary`: `1` while `/dev/mars/RES` exists here.
+    IsPrimary,
+    /// `open-count`: openers of `/dev/mars/RES`.
+    OpenCount,
+    /// `log`: `LOGFILE,BYTES`, where the log ends; empty unless primary.
+    Log,
+    /// `writeback-lag`: bytes of the current logfile not yet on the data device.
+    WritebackLag,
+    /// `emergency`: `1` while logging has stopped on a full /mars.
+    Emergency,
+    /// `error`: why the module cannot do what the switches ask; empty if nothing is wrong.
+    Error,
+    /// `log-rotate`: the newest log-rotate request carried out.
+    LogRotate,
+    /// `log-delete`: the newest log-delete request carried out.
+    LogDelete,
+}
+
+impl Status {
+    /// The name in the key.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::IsAttached => "is-attached",
+            Status::IsPrimary => "is-primary",
+            Status::OpenCount => "open-count",
+            Status::Log => "log",
+            Status::WritebackLag => "writeback-lag",
+            Status::Emergency => "emergency",
+            Status::Error => "error",
+            Status::LogRotate => "log-rotate",
+            Status::LogDelete => "log-delete",
+        }
+    }
+
+    /// The key of this status item of `resource` on `host`.
+    pub const fn key<'a>(self, resource: &'a str, host: &'a str) -> Key<'a> {
+        Key::Status { resource, host, item: self.name() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_spelled_as_docs_resource_control_says() {
+        let k = |key: Key<'_>| key.to_buf().expect("valid key").as_str().to_string();
+        assert_eq!(k(Switch::Attach.key("r0", "node1")), "resource-r0/todo-node1/attach");
+        assert_eq!(k(Switch::LogDelete.key("r0", "node1")), "resource-r0/todo-node1/log-delete");
+        assert_eq!(k(Status::IsPrimary.key("r0", "node1")), "resource-r0/actual-node1/is-primary");
+        assert_eq!(k(Status::WritebackLag.key("r0", "node1")), "resource-r0/actual-node1/writeback-lag");
+    }
+
+    #[test]
+    fn keys_parse_back() {
+        for s in [
+            Status::IsAttached,
+            Status::IsPrimary,
+            Status::OpenCount,
+            Status::Log,
+            Status::WritebackLag,
+            Status::Emergency,
+            Status::Error,
+            Status::LogRotate,
+            Status::LogDelete,
+        ] {
+            let buf = s.key("r0", "node1").to_buf().expect("valid key");
+            assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
+        }
+        for s in [Switch::Attach, Switch::LogRotate, Switch::LogDelete] {
+            let buf = s.key("r0", "node1").to_buf().expect("valid key");
+            assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
+        }
+    }
+}
