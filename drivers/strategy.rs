@@ -15,8 +15,9 @@ use kernel::sync::{Arc, Mutex};
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
+use crate::mars_core::errno::describe;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
-use crate::mars_core::resource_keys::{Status, Switch};
+use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
@@ -142,10 +143,26 @@ impl Strategy {
         let Some(data) = data else {
             return Ok(()); // No data device here: not our resource.
         };
-        let size = self
-            .value(Key::Size { resource: res })?
-            .and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok()))
-            .unwrap_or(0);
+        let mut causes = Causes::new();
+        // The size is needed to attach and to become primary; a missing or malformed one is
+        // reported, never taken as 0.
+        let size = match self.value(Key::Size { resource: res })? {
+            Some(v) => {
+                let size = core::str::from_utf8(&v).ok().and_then(|t| t.parse::<u64>().ok());
+                if size.is_none() {
+                    let _ = write!(
+                        causes.next(),
+                        "resource-{res}/size holds \"{}\", not a size in bytes: not attaching",
+                        tree_store::text(&v)
+                    );
+                }
+                size
+            }
+            None => {
+                let _ = write!(causes.next(), "resource-{res}/size is missing: not attaching");
+                None
+            }
+        };
         let index = match found {
             Some(i) => i,
             None => {
@@ -154,28 +171,28 @@ impl Strategy {
             }
         };
         let r = list.get_mut(index).ok_or(EINVAL)?;
-        let mut error = TextBuf::new();
         for step in &plan {
-            let done = match step {
-                Step::Attach => r.attach(&data, size, host, &self.status).map_err(|e| {
-                    let _ = write!(error, "cannot attach data device {}: error {}", tree_store::text(&data), e.to_errno());
+            let done = match (step, size) {
+                (Step::Attach | Step::BecomePrimary, None) => Err(()), // reported above
+                (Step::Attach, Some(size)) => r.attach(&data, size, host, &self.status).map_err(|e| {
+                    let _ = write!(causes.next(), "cannot attach data device {}: {}", tree_store::text(&data), describe(e.to_errno()));
                 }),
-                Step::BecomePrimary => r.become_primary(size, host, &self.status).map_err(|e| {
+                (Step::BecomePrimary, Some(size)) => r.become_primary(size, host, &self.status).map_err(|e| {
                     if e == crate::kx::errno::unclean() {
                         let damaged = tree_store::text(r.view().damaged.unwrap_or(b"?"));
                         let _ = write!(
-                            error,
+                            causes.next(),
                             "cannot become primary: logfile {damaged} is damaged: replay stopped at its last good record, the data device lacks the rest (see dmesg)"
                         );
                     } else {
-                        let _ = write!(error, "cannot become primary: error {}", e.to_errno());
+                        let _ = write!(causes.next(), "cannot become primary: {}", describe(e.to_errno()));
                     }
                 }),
-                Step::StopPrimary => r.stop_primary(host, &self.status).map_err(|e| {
+                (Step::StopPrimary, _) => r.stop_primary(host, &self.status).map_err(|e| {
                     if e == EBUSY {
-                        let _ = write!(error, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
+                        let _ = write!(causes.next(), "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
                     } else {
-                        let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
+                        let _ = write!(causes.next(), "cannot publish the replay position: {}", describe(e.to_errno()));
                     }
                 }),
                 _ => Ok(()),
@@ -187,30 +204,30 @@ impl Strategy {
         let local = self.local(res, host, Some(r))?;
         let settings = ReconcileSettings { rotate_at: self.status.settings().log_rotate_bytes };
         for step in &reconcile::upkeep(&wanted, &local, &settings) {
-            self.upkeep(*step, res, host, r, &mut error)?;
+            self.upkeep(*step, res, host, r, &mut causes)?;
         }
-        self.publish_resource(res, host, r, error.as_str())
+        self.publish_resource(res, host, r, causes)
     }
 
-    /// Carries out one step of the upkeep phase; a failure goes into `error`.
-    fn upkeep(&self, step: Step, res: &str, host: &str, r: &mut Resource, error: &mut TextBuf) -> Result {
+    /// Carries out one step of the upkeep phase; a failure goes into `causes`.
+    fn upkeep(&self, step: Step, res: &str, host: &str, r: &mut Resource, causes: &mut Causes) -> Result {
         match step {
             Step::PublishReplayPosition => {
                 if let Err(e) = r.publish_replay_position(host, &self.status) {
-                    let _ = write!(error, "cannot publish the replay position: error {}", e.to_errno());
+                    let _ = write!(causes.next(), "cannot publish the replay position: {}", describe(e.to_errno()));
                 }
             }
             Step::Rotate { request } => match r.rotate_for(host, request) {
                 Ok(false) => {} // published once the logger has switched, in a later round
                 Ok(true) => self.publish_counter(res, host, Status::LogRotate, request)?,
                 Err(e) => {
-                    let _ = write!(error, "cannot rotate the logfile: error {}", e.to_errno());
+                    let _ = write!(causes.next(), "cannot rotate the logfile: {}", describe(e.to_errno()));
                 }
             },
             Step::RotateNotNeeded { request } => self.publish_counter(res, host, Status::LogRotate, request)?,
             Step::RotateFull => {
                 if let Err(e) = r.rotate(host) {
-                    let _ = write!(error, "cannot rotate the full logfile: error {}", e.to_errno());
+                    let _ = write!(causes.next(), "cannot rotate the full logfile: {}", describe(e.to_errno()));
                 }
             }
             Step::DeleteLogs { request } => match r.delete_logs(host) {
@@ -225,12 +242,12 @@ impl Strategy {
                     }
                 }
                 Err(e) => {
-                    let _ = write!(error, "cannot delete logfiles: error {}", e.to_errno());
+                    let _ = write!(causes.next(), "cannot delete logfiles: {}", describe(e.to_errno()));
                 }
             },
             Step::Detach => {
                 if r.detach().is_err() {
-                    let _ = write!(error, "cannot detach while primary: run marsadm secondary first");
+                    let _ = write!(causes.next(), "cannot detach while primary: run marsadm secondary first");
                 }
             }
             Step::Delete | Step::Attach | Step::BecomePrimary | Step::StopPrimary => {}
@@ -265,7 +282,7 @@ impl Strategy {
     }
 
     /// Publishes a resource's status keys (each only when its value changed).
-    fn publish_resource(&self, res: &str, host: &str, r: &Resource, error: &str) -> Result {
+    fn publish_resource(&self, res: &str, host: &str, r: &Resource, mut causes: Causes) -> Result {
         let view = r.view();
         let flag = |b: bool| if b { "1" } else { "0" };
         self.publish_status(res, host, Status::IsAttached, flag(view.attached))?;
@@ -276,20 +293,20 @@ impl Strategy {
         let mut log = TextBuf::new();
         let mut lag = TextBuf::new();
         let mut emergency = "0";
-        let mut error = TextBuf::from(error);
-        if let (Some(damaged), true) = (view.damaged, error.as_str().is_empty()) {
+        // A damaged log is said once: by the refusal to become primary if there is one.
+        if let (Some(damaged), true) = (view.damaged, causes.is_empty()) {
             let _ = write!(
-                error,
+                causes.next(),
                 "logfile {} is damaged: replay stopped at its last good record (see dmesg)",
                 tree_store::text(damaged)
             );
         }
         if let Some(stats) = view.stats {
-            if stats.writeback_error != 0 && error.as_str().is_empty() {
+            if stats.writeback_error != 0 {
                 let _ = write!(
-                    error,
-                    "write-back to the data device fails (error {}); the log keeps the data",
-                    stats.writeback_error
+                    causes.next(),
+                    "write-back to the data device fails: {}, the log keeps the data",
+                    describe(stats.writeback_error)
                 );
             }
             if let Ok(name) = logfiles::name(stats.logged.file, host) {
@@ -306,7 +323,7 @@ impl Strategy {
         self.publish_status(res, host, Status::Log, log.as_str())?;
         self.publish_status(res, host, Status::WritebackLag, lag.as_str())?;
         self.publish_status(res, host, Status::Emergency, emergency)?;
-        self.publish_status(res, host, Status::Error, error.as_str())
+        self.publish_status(res, host, Status::Error, causes.0.as_str())
     }
 
     /// Writes `resource-RES/actual-HOST/ITEM` = `value` unless it already holds that value.
@@ -344,6 +361,28 @@ impl Strategy {
         let key = Key::HostStatus { host, item }.to_buf().map_err(|_| EINVAL)?;
         let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
         tree_store::put(&entry, &mut TargetBuf::new()?)
+    }
+}
+
+/// Why the module cannot do what a resource's switches ask: causes in words, separated by
+/// [`CAUSE_SEPARATOR`] (a tree value holds no newline; `marsadm view` shows one per line).
+struct Causes(TextBuf);
+
+impl Causes {
+    fn new() -> Causes {
+        Causes(TextBuf::new())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.as_str().is_empty()
+    }
+
+    /// The text to write the next cause into, after the separator if there is one already.
+    fn next(&mut self) -> &mut TextBuf {
+        if !self.is_empty() {
+            let _ = self.0.write_str(CAUSE_SEPARATOR);
+        }
+        &mut self.0
     }
 }
 

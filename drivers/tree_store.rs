@@ -108,13 +108,6 @@ impl TextBuf {
         TextBuf { buf: [0; 240], len: 0 }
     }
 
-    /// A text starting as `s` (cut if longer than the buffer).
-    pub(crate) fn from(s: &str) -> TextBuf {
-        let mut t = TextBuf::new();
-        let _ = core::fmt::Write::write_str(&mut t, s);
-        t
-    }
-
     /// The text (always valid UTF-8: only `str` pieces are ever appended, cut at char bounds).
     pub(crate) fn as_str(&self) -> &str {
         core::str::from_utf8(self.buf.get(..self.len).unwrap_or(&[])).unwrap_or("")

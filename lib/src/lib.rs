@@ -12,6 +12,7 @@
 
 pub mod bytes;
 pub mod crc32c;
+pub mod errno;
 pub mod lamport;
 pub mod logrec;
 pub mod names;

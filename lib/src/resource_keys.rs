@@ -6,6 +6,10 @@
 
 use super::tree::Key;
 
+/// Separates the causes in the value of [`Status::Error`]: a tree value holds no newline, and
+/// `marsadm view` shows one cause per line.
+pub const CAUSE_SEPARATOR: &str = "; ";
+
 /// A switch of `resource-RES/todo-HOST/SWITCH`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Switch {
@@ -48,7 +52,8 @@ pub enum Status {
     WritebackLag,
     /// `emergency`: `1` while logging has stopped on a full /mars.
     Emergency,
-    /// `error`: why the module cannot do what the switches ask; empty if nothing is wrong.
+    /// `error`: why the module cannot do what the switches ask, causes separated by
+    /// [`CAUSE_SEPARATOR`]; empty if nothing is wrong.
     Error,
     /// `log-rotate`: the newest log-rotate request carried out.
     LogRotate,

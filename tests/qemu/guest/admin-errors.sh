@@ -73,6 +73,16 @@ refused "still up on node1" delete-resource r0
 marsadm down r0
 refused "is down on node1" primary r0
 refused "not attached on node1" log-delete r0
+# A malformed size key (written by hand, past marsadm) is refused by the kernel and reported,
+# never taken as 0: with the attach switch on, the resource stays detached and says why.
+size_link=$(readlink /mars/resource-r0/size); attach_link=$(readlink /mars/resource-r0/todo-node1/attach)
+ln -sfn "lots|${size_link#*|}" /mars/resource-r0/size
+ln -sfn "1|${attach_link#*|}" /mars/resource-r0/todo-node1/attach
+wait_for "tree_value resource-r0/actual-node1/error | grep -q 'resource-r0/size holds \"lots\", not a size in bytes: not attaching'" 10
+[ "$(tree_value resource-r0/actual-node1/is-attached)" = 0 ] || fail "attached with a malformed size key"
+ln -sfn "$attach_link" /mars/resource-r0/todo-node1/attach
+ln -sfn "$size_link" /mars/resource-r0/size
+wait_for '[ -z "$(tree_value resource-r0/actual-node1/error)" ]' 10
 marsadm delete-resource r0
 
 # With the module gone again, every command says so.

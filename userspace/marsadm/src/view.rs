@@ -3,7 +3,7 @@
 use std::fmt;
 
 use anyhow::{bail, Context, Result};
-use mars_core::resource_keys::{Status, Switch};
+use mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -224,7 +224,13 @@ impl fmt::Display for ResourceView {
             None => "-",
         };
         writeln!(f, "  emergency     {emergency}")?;
-        writeln!(f, "  error         {}", self.error.as_deref().unwrap_or("none"))
+        // One cause per line.
+        let mut causes = self.error.as_deref().unwrap_or("none").split(CAUSE_SEPARATOR);
+        writeln!(f, "  error         {}", causes.next().unwrap_or("none"))?;
+        for cause in causes {
+            writeln!(f, "                {cause}")?;
+        }
+        Ok(())
     }
 }
 
@@ -328,6 +334,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  error         cannot attach data device /dev/vda: error -16\n"), "{text}");
+        tree.set("resource-r0/actual-node1/error", "cannot attach data device /dev/vda: EBUSY (device or resource busy); resource-r0/size is missing: not attaching").unwrap();
+        let text = read_resource(&mut tree, "r0", "node1").unwrap().to_string();
+        assert!(
+            text.contains("  error         cannot attach data device /dev/vda: EBUSY (device or resource busy)\n                resource-r0/size is missing: not attaching\n"),
+            "{text}"
+        );
     }
 
     #[test]
