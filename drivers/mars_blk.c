@@ -20,6 +20,11 @@ struct mars_clone {
 
 static struct bio_set mars_bio_set;
 
+const int mars_blk_codes[MARS_BLK_CODES] = {
+	MARS_IO_WRITE,	  MARS_IO_DISCARD, MARS_BIO_OTHER,   MARS_BIO_READ,
+	MARS_BIO_WRITE,	  MARS_BIO_FLUSH,  MARS_BIO_DISCARD, MARS_BIO_WRITE_ZEROES,
+};
+
 int mars_blk_init(void)
 {
 	return bioset_init(&mars_bio_set, BIO_POOL_SIZE, offsetof(struct mars_clone, bio),
@@ -69,16 +74,16 @@ int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf,
 	struct bio *bio;
 
 	switch (op) {
-	case 1:
+	case MARS_IO_WRITE:
 		opf = REQ_OP_WRITE;
 		break;
-	case 2:
+	case MARS_IO_DISCARD:
 		opf = REQ_OP_DISCARD;
 		break;
 	default:
 		return -EINVAL;
 	}
-	if (op != 2) {
+	if (op != MARS_IO_DISCARD) {
 		nr_vecs = DIV_ROUND_UP(offset_in_page(buf) + len, PAGE_SIZE);
 		if (nr_vecs > BIO_MAX_VECS || !len)
 			return -EINVAL;
@@ -87,7 +92,7 @@ int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf,
 		return -EINVAL;
 	bio = bio_alloc_bioset(bdev, nr_vecs, opf, GFP_NOIO, &mars_bio_set);
 	bio->bi_iter.bi_sector = sector;
-	if (op == 2) {
+	if (op == MARS_IO_DISCARD) {
 		bio->bi_iter.bi_size = len;
 	} else {
 		while (len) {
@@ -116,22 +121,22 @@ void mars_bio_get_info(struct bio *bio, struct mars_bio_info *info)
 	info->durable = !!(bio->bi_opf & (REQ_PREFLUSH | REQ_FUA)) || bio_op(bio) == REQ_OP_FLUSH;
 	switch (bio_op(bio)) {
 	case REQ_OP_READ:
-		info->op = 0;
+		info->op = MARS_BIO_READ;
 		break;
 	case REQ_OP_WRITE:
-		info->op = bio->bi_iter.bi_size ? 1 : 2;
+		info->op = bio->bi_iter.bi_size ? MARS_BIO_WRITE : MARS_BIO_FLUSH;
 		break;
 	case REQ_OP_FLUSH:
-		info->op = 2;
+		info->op = MARS_BIO_FLUSH;
 		break;
 	case REQ_OP_DISCARD:
-		info->op = 3;
+		info->op = MARS_BIO_DISCARD;
 		break;
 	case REQ_OP_WRITE_ZEROES:
-		info->op = 4;
+		info->op = MARS_BIO_WRITE_ZEROES;
 		break;
 	default:
-		info->op = -1;
+		info->op = MARS_BIO_OTHER;
 	}
 }
 

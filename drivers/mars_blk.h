@@ -15,6 +15,31 @@ struct bio;
 struct file;
 struct gendisk;
 
+/* Operations mars_bdev_submit() carries out. */
+enum mars_io_op {
+	MARS_IO_WRITE = 1,
+	MARS_IO_DISCARD = 2,
+};
+
+/* What an incoming bio asks for (struct mars_bio_info.op). */
+enum mars_bio_op {
+	MARS_BIO_OTHER = -1,
+	MARS_BIO_READ = 0,
+	MARS_BIO_WRITE = 1,
+	MARS_BIO_FLUSH = 2,
+	MARS_BIO_DISCARD = 3,
+	MARS_BIO_WRITE_ZEROES = 4,
+};
+
+/*
+ * Every code above, in this order: IO_WRITE, IO_DISCARD, BIO_OTHER, BIO_READ, BIO_WRITE,
+ * BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES. The Rust side (drivers/kx/shim.rs, `codes`) holds
+ * the same values and compares them with this table when the module loads, refusing to load if
+ * the two disagree.
+ */
+#define MARS_BLK_CODES 8
+extern const int mars_blk_codes[MARS_BLK_CODES];
+
 /* Sets up / tears down the bio_set all of mars.ko's own bios come from. */
 int mars_blk_init(void);
 void mars_blk_exit(void);
@@ -27,7 +52,7 @@ sector_t mars_bdev_sectors(struct file *bdev_file);
 int mars_bdev_flush(struct file *bdev_file);
 
 /*
- * Submits one bio of OP (1 write, 2 discard) at SECTOR covering LEN bytes of BUF (kmalloc or
+ * Submits one bio of OP (enum mars_io_op) at SECTOR covering LEN bytes of BUF (kmalloc or
  * vmalloc memory that stays valid until completion; none for a discard, which covers LEN bytes).
  * On completion, from any context, calls mars_rust_io_done(PRIVATE, errno).
  */
@@ -40,7 +65,7 @@ void mars_rust_io_done(void *private, int error);
 struct mars_bio_info {
 	u64 sector;
 	u32 size;
-	/* 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 anything else. */
+	/* enum mars_bio_op: a write without data is MARS_BIO_FLUSH. */
 	int op;
 	/* 1 if REQ_PREFLUSH or REQ_FUA is set (or it is a flush): complete only once durable. */
 	int durable;

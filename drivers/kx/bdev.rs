@@ -99,11 +99,12 @@ impl IoGroup {
     }
 }
 
-/// I/O operations a scope can submit.
+/// I/O operations a scope can submit (`enum mars_io_op` of mars_blk.h).
 #[derive(Clone, Copy)]
+#[repr(i32)]
 enum IoOp {
-    Write = 1,
-    Discard = 2,
+    Write = shim::codes::IO_WRITE,
+    Discard = shim::codes::IO_DISCARD,
 }
 
 /// Submits bios whose buffers are borrowed for `'a`; see [`io_scope`].

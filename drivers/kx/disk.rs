@@ -11,7 +11,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 
 use super::bdev::BackingDevice;
-use super::shim::{self, BioInfo};
+use super::shim::{self, codes, BioInfo};
 use super::vfs::KPath;
 use kernel::sync::atomic::{ordering, Atomic};
 
@@ -60,11 +60,11 @@ impl IncomingBio {
     /// The operation.
     pub(crate) fn op(&self) -> BioOp {
         match self.info.op {
-            0 => BioOp::Read,
-            1 => BioOp::Write,
-            2 => BioOp::Flush,
-            3 => BioOp::Discard,
-            4 => BioOp::WriteZeroes,
+            codes::BIO_READ => BioOp::Read,
+            codes::BIO_WRITE => BioOp::Write,
+            codes::BIO_FLUSH => BioOp::Flush,
+            codes::BIO_DISCARD => BioOp::Discard,
+            codes::BIO_WRITE_ZEROES => BioOp::WriteZeroes,
             _ => BioOp::Unsupported,
         }
     }
@@ -82,7 +82,11 @@ impl IncomingBio {
         }
         // SAFETY: `bio` is live (type invariant); `buf` has room for the bio's `size` bytes.
         let n = unsafe { shim::mars_bio_copy_out(self.bio.as_ptr(), buf.as_mut_ptr().cast()) };
-        if n == buf.len() { Ok(()) } else { Err(EIO) }
+        if n == buf.len() {
+            Ok(())
+        } else {
+            Err(EIO)
+        }
     }
 
     /// Sends the bio on to the same sectors of `dev`, without waiting (so this is right in
@@ -188,10 +192,7 @@ impl<T: BioHandler> Disk<T> {
     /// Creates `/dev/mars/{name}` of `sectors` sectors, whose bios go to `handler`.
     pub(crate) fn create(name: &[u8], sectors: u64, handler: Arc<T>) -> Result<Disk<T>> {
         let name = KPath::join(&[name])?;
-        let route = KBox::new(
-            Route { submit: route_to::<T>, handler: Arc::as_ptr(&handler).cast() },
-            GFP_KERNEL,
-        )?;
+        let route = KBox::new(Route { submit: route_to::<T>, handler: Arc::as_ptr(&handler).cast() }, GFP_KERNEL)?;
         let private = core::ptr::from_ref::<Route>(&route).cast::<c_void>().cast_mut();
         // SAFETY: `name` is NUL-terminated; `private` points to `route`, which with `handler`
         // lives until `Drop` has removed the disk (type invariant).
@@ -268,7 +269,9 @@ impl BlockLayer {
     pub(crate) fn init() -> Result<BlockLayer> {
         // SAFETY: called once at module load, before any bio of ours exists.
         kernel::error::to_result(unsafe { shim::mars_blk_init() })?;
-        Ok(BlockLayer(()))
+        let layer = BlockLayer(());
+        shim::check_codes()?; // on failure, dropping `layer` tears the bio_set down again
+        Ok(layer)
     }
 }
 
@@ -279,4 +282,3 @@ impl Drop for BlockLayer {
         unsafe { shim::mars_blk_exit() };
     }
 }
-

@@ -61,7 +61,7 @@ unsafe extern "C" {
     pub(crate) fn mars_bdev_sectors(file: *mut bindings::file) -> u64;
     /// Flushes the device's write cache.
     pub(crate) fn mars_bdev_flush(file: *mut bindings::file) -> c_int;
-    /// Submits one bio (op 1 write, 2 discard); completion calls `mars_rust_io_done`.
+    /// Submits one bio (op: `codes::IO_*`); completion calls `mars_rust_io_done`.
     pub(crate) fn mars_bdev_submit(
         file: *mut bindings::file,
         op: c_int,
@@ -88,6 +88,54 @@ unsafe extern "C" {
     pub(crate) fn mars_disk_openers(disk: *mut bindings::gendisk) -> c_int;
 }
 
+/// The operation codes of `drivers/mars_blk.h` (`enum mars_io_op`, `enum mars_bio_op`).
+/// [`check_codes`] compares them with the header's table when the module loads.
+pub(crate) mod codes {
+    use kernel::ffi::c_int;
+
+    /// `MARS_IO_WRITE`.
+    pub(crate) const IO_WRITE: c_int = 1;
+    /// `MARS_IO_DISCARD`.
+    pub(crate) const IO_DISCARD: c_int = 2;
+    /// `MARS_BIO_OTHER`: an incoming bio MARS does not handle.
+    pub(crate) const BIO_OTHER: c_int = -1;
+    /// `MARS_BIO_READ`.
+    pub(crate) const BIO_READ: c_int = 0;
+    /// `MARS_BIO_WRITE`.
+    pub(crate) const BIO_WRITE: c_int = 1;
+    /// `MARS_BIO_FLUSH`: a flush, or a write without data.
+    pub(crate) const BIO_FLUSH: c_int = 2;
+    /// `MARS_BIO_DISCARD`.
+    pub(crate) const BIO_DISCARD: c_int = 3;
+    /// `MARS_BIO_WRITE_ZEROES`.
+    pub(crate) const BIO_WRITE_ZEROES: c_int = 4;
+
+    /// In the order of `mars_blk_codes[]` in the header.
+    pub(super) const ALL: [c_int; 8] =
+        [IO_WRITE, IO_DISCARD, BIO_OTHER, BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES];
+}
+
+unsafe extern "C" {
+    /// `mars_blk_codes[]` of `drivers/mars_blk.h`: every operation code, as the C side has it.
+    static mars_blk_codes: [c_int; 8];
+}
+
+/// `EINVAL` unless the C glue and [`codes`] agree on every operation code.
+pub(crate) fn check_codes() -> kernel::error::Result {
+    // SAFETY: `mars_blk_codes` is a `const` array of 8 ints defined in mars_blk.c; nothing
+    // writes it, so reading it is a plain read of immutable data.
+    let c_side = unsafe { mars_blk_codes };
+    if c_side != codes::ALL {
+        kernel::pr_err!(
+            "mars_blk.c and drivers/kx/shim.rs disagree on operation codes: {:?} vs {:?}\n",
+            c_side,
+            codes::ALL
+        );
+        return Err(kernel::error::code::EINVAL);
+    }
+    Ok(())
+}
+
 /// `struct mars_bio_info` of `drivers/mars_blk.h`.
 #[repr(C)]
 #[derive(Default, Clone, Copy)]
@@ -96,7 +144,7 @@ pub(crate) struct BioInfo {
     pub(crate) sector: u64,
     /// Bytes.
     pub(crate) size: u32,
-    /// 0 read, 1 write, 2 flush only, 3 discard, 4 write zeroes, -1 other.
+    /// One of `codes::BIO_*`.
     pub(crate) op: c_int,
     /// 1 if REQ_PREFLUSH or REQ_FUA is set or the bio is a flush.
     pub(crate) durable: c_int,
