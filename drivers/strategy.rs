@@ -101,7 +101,7 @@ impl Strategy {
     }
 
     /// What the tree asks of this host for `res`, and the data device named there.
-    fn wanted(&self, res: &str, host: &str) -> Result<(Wanted, Option<KVec<u8>>)> {
+    fn wanted(&self, res: &str, host: &str, causes: &mut Causes) -> Result<(Wanted, Option<KVec<u8>>)> {
         let mut request = TextBuf::new();
         let _ = write!(request, "delete-{res}");
         let delete = self.value(Key::GlobalRequest { item: request.as_str() })?.is_some_and(|v| v == b"1");
@@ -111,14 +111,15 @@ impl Strategy {
             data_device: data.is_some(),
             attach: self.value(Switch::Attach.key(res, host))?.is_some_and(|v| v == b"1"),
             primary: self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes()),
-            log_rotate: self.counter(Switch::LogRotate.key(res, host))?,
-            log_delete: self.counter(Switch::LogDelete.key(res, host))?,
+            // A request counter that does not parse asks for nothing (and is reported).
+            log_rotate: self.counter(Switch::LogRotate.key(res, host), causes)?.unwrap_or(0),
+            log_delete: self.counter(Switch::LogDelete.key(res, host), causes)?.unwrap_or(0),
         };
         Ok((wanted, data))
     }
 
     /// What this host does with `res` (`r`: its brick graph, if it has one).
-    fn local(&self, res: &str, host: &str, r: Option<&Resource>) -> Result<Local> {
+    fn local(&self, res: &str, host: &str, r: Option<&Resource>, causes: &mut Causes) -> Result<Local> {
         let view = r.map(|r| r.view());
         let stats = view.as_ref().and_then(|v| v.stats);
         Ok(Local {
@@ -126,16 +127,19 @@ impl Strategy {
             primary: view.as_ref().is_some_and(|v| v.primary),
             emergency: stats.is_some_and(|s| s.emergency),
             logfile_bytes: stats.map(|s| s.logged.offset),
-            log_rotated: self.counter(Status::LogRotate.key(res, host))?,
-            log_deleted: self.counter(Status::LogDelete.key(res, host))?,
+            // A done counter that does not parse leaves no request pending (and is reported),
+            // rather than carrying every earlier request out again.
+            log_rotated: self.counter(Status::LogRotate.key(res, host), causes)?.unwrap_or(u64::MAX),
+            log_deleted: self.counter(Status::LogDelete.key(res, host), causes)?.unwrap_or(u64::MAX),
         })
     }
 
     /// One resource: the steps `mars_core::reconcile` decides, carried out, then its status.
     fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
-        let (wanted, data) = self.wanted(res, host)?;
+        let mut causes = Causes::new();
+        let (wanted, data) = self.wanted(res, host, &mut causes)?;
         let found = list.iter().position(|r| r.name() == res.as_bytes());
-        let local = self.local(res, host, found.and_then(|i| list.get(i)))?;
+        let local = self.local(res, host, found.and_then(|i| list.get(i)), &mut Causes::new())?;
         let plan = reconcile::transitions(&wanted, &local);
         if wanted.delete {
             return if plan.as_slice().contains(&Step::Delete) { self.delete(list, res) } else { Ok(()) };
@@ -143,7 +147,6 @@ impl Strategy {
         let Some(data) = data else {
             return Ok(()); // No data device here: not our resource.
         };
-        let mut causes = Causes::new();
         // The size is needed to attach and to become primary; a missing or malformed one is
         // reported, never taken as 0.
         let size = match self.value(Key::Size { resource: res })? {
@@ -201,7 +204,7 @@ impl Strategy {
                 break; // The later transitions build on this one.
             }
         }
-        let local = self.local(res, host, Some(r))?;
+        let local = self.local(res, host, Some(r), &mut causes)?;
         let settings = ReconcileSettings { rotate_at: self.status.settings().log_rotate_bytes };
         for step in &reconcile::upkeep(&wanted, &local, &settings) {
             self.upkeep(*step, res, host, r, &mut causes)?;
@@ -269,9 +272,16 @@ impl Strategy {
         Ok(())
     }
 
-    /// Reads a request counter (`todo-HOST/ITEM`) or a done counter (`actual-HOST/ITEM`); 0 if unset.
-    fn counter(&self, key: Key<'_>) -> Result<u64> {
-        Ok(self.value(key)?.and_then(|v| core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok())).unwrap_or(0))
+    /// Reads a request counter (`todo-HOST/ITEM`) or a done counter (`actual-HOST/ITEM`): 0 if
+    /// unset; `None`, with the cause in `causes`, if it holds something else than a number.
+    fn counter(&self, key: Key<'_>, causes: &mut Causes) -> Result<Option<u64>> {
+        let Some(v) = self.value(key)? else { return Ok(Some(0)) };
+        let n = core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok());
+        if n.is_none() {
+            let _ =
+                write!(causes.next(), "{} holds \"{}\", not a counter: ignored", KeyText(key), tree_store::text(&v));
+        }
+        Ok(n)
     }
 
     /// Publishes request `n` of a counter (`log-rotate`, `log-delete`) as done.
@@ -361,6 +371,18 @@ impl Strategy {
         let key = Key::HostStatus { host, item }.to_buf().map_err(|_| EINVAL)?;
         let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
         tree_store::put(&entry, &mut TargetBuf::new()?)
+    }
+}
+
+/// A key as its text (`?` if it cannot be formed, which the reads before have ruled out).
+struct KeyText<'a>(Key<'a>);
+
+impl core::fmt::Display for KeyText<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0.to_buf() {
+            Ok(k) => f.write_str(k.as_str()),
+            Err(_) => f.write_str("?"),
+        }
     }
 }
 
