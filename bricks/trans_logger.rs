@@ -235,7 +235,7 @@ impl Logger {
         let mut off = 0usize;
         for (r, w) in requests.iter().zip(waiting.iter()) {
             let header = RecordHeader { op: r.op, seq, stamp: self.status.tick(), sector: r.sector, length: r.length };
-            let head = logrec::encode_header(&header, w.crc).map_err(|_| EINVAL)?;
+            let head = logrec::encode_header(&header, w.crc)?;
             let len = logrec::record_len(r.data.len());
             let out = buf.get_mut(off..off + len).ok_or(EINVAL)?;
             let (h, rest) = out.split_at_mut(HEADER_LEN);
@@ -248,7 +248,7 @@ impl Logger {
         }
         if pad > 0 {
             let out = buf.get_mut(off..).ok_or(EINVAL)?;
-            off += logrec::encode_pad(seq, self.status.tick(), pad, out).map_err(|_| EINVAL)?;
+            off += logrec::encode_pad(seq, self.status.tick(), pad, out)?;
         }
         log.append(off)?;
         if durable {

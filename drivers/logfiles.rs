@@ -11,7 +11,7 @@ use crate::mars_core::names::{format_logfile_name, parse_logfile_name, LOGFILE_N
 /// `log-NUMBER-HOST` as bytes.
 pub(crate) fn name(number: u32, host: &str) -> Result<KVec<u8>> {
     let mut buf = [0u8; LOGFILE_NAME_MAX];
-    let n = format_logfile_name(number, host, &mut buf).map_err(|_| EINVAL)?;
+    let n = format_logfile_name(number, host, &mut buf)?;
     let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
     out.extend_from_slice(buf.get(..n).ok_or(EINVAL)?, GFP_KERNEL)?;
     Ok(out)

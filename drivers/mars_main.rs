@@ -11,6 +11,7 @@ use kernel::sync::Arc;
 
 #[path = "../bricks/mod.rs"]
 mod bricks;
+mod errors;
 mod kx;
 mod logfiles;
 #[path = "../lib/src/lib.rs"]

@@ -20,7 +20,7 @@ use crate::tree_store::{self, TargetBuf, TextBuf};
 
 /// The stored position of `host` for `resource`, if any (and readable).
 pub(crate) fn load(resource: &str, host: &str) -> Result<Option<LogPos>> {
-    let key = Key::ReplayPosition { resource, host }.to_buf().map_err(|_| EINVAL)?;
+    let key = Key::ReplayPosition { resource, host }.to_buf()?;
     let mut buf = TargetBuf::new()?;
     let Some(entry) = tree_store::get(key.as_str(), &mut buf)? else {
         return Ok(None);
@@ -51,7 +51,7 @@ pub(crate) fn store(resource: &str, host: &str, pos: LogPos, status: &ModuleStat
     let name = crate::logfiles::name(pos.file, host)?;
     let mut value = TextBuf::new();
     write!(value, "{},{}", tree_store::text(&name), pos.offset).map_err(|_| EINVAL)?;
-    let key = Key::ReplayPosition { resource, host }.to_buf().map_err(|_| EINVAL)?;
-    let entry = EntryRef::live(key.as_str(), value.as_str(), status.tick()).map_err(|_| EINVAL)?;
+    let key = Key::ReplayPosition { resource, host }.to_buf()?;
+    let entry = EntryRef::live(key.as_str(), value.as_str(), status.tick())?;
     tree_store::put(&entry, &mut TargetBuf::new()?)
 }

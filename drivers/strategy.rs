@@ -87,7 +87,7 @@ impl Strategy {
 
     /// Reads the value of `key` into an owned copy; `None` if missing or deleted.
     fn value(&self, key: Key<'_>) -> Result<Option<KVec<u8>>> {
-        let key = key.to_buf().map_err(|_| EINVAL)?;
+        let key = key.to_buf()?;
         let mut buf = TargetBuf::new()?;
         match tree_store::get(key.as_str(), &mut buf)? {
             Some(entry) if !entry.deleted => {
@@ -338,7 +338,7 @@ impl Strategy {
 
     /// Writes `resource-RES/actual-HOST/ITEM` = `value` unless it already holds that value.
     fn publish_status(&self, resource: &str, host: &str, item: Status, value: &str) -> Result {
-        let key = item.key(resource, host).to_buf().map_err(|_| EINVAL)?;
+        let key = item.key(resource, host).to_buf()?;
         let mut buf = TargetBuf::new()?;
         if let Some(current) = tree_store::get(key.as_str(), &mut buf)? {
             if !current.deleted && current.value == value {
@@ -349,13 +349,13 @@ impl Strategy {
             // Logged when it changes, not every round.
             pr_err!("resource {}: {}\n", resource, value);
         }
-        let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
+        let entry = EntryRef::live(key.as_str(), value, self.status.tick())?;
         tree_store::put(&entry, &mut buf)
     }
 
     /// True if `ips/ip-HOST` exists (and is not deleted).
     fn is_member(&self, host: &str) -> Result<bool> {
-        let key = Key::HostAddress { host }.to_buf().map_err(|_| EINVAL)?;
+        let key = Key::HostAddress { host }.to_buf()?;
         let mut buf = TargetBuf::new()?;
         match tree_store::get(key.as_str(), &mut buf)? {
             Some(entry) => {
@@ -368,8 +368,8 @@ impl Strategy {
 
     /// Writes `actual-HOST/ITEM` = `value` with a fresh stamp (the refresh is the heartbeat).
     fn publish_host_status(&self, host: &str, item: &str, value: &str) -> Result {
-        let key = Key::HostStatus { host, item }.to_buf().map_err(|_| EINVAL)?;
-        let entry = EntryRef::live(key.as_str(), value, self.status.tick()).map_err(|_| EINVAL)?;
+        let key = Key::HostStatus { host, item }.to_buf()?;
+        let entry = EntryRef::live(key.as_str(), value, self.status.tick())?;
         tree_store::put(&entry, &mut TargetBuf::new()?)
     }
 }

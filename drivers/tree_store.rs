@@ -46,7 +46,7 @@ pub(crate) fn get<'a>(key: &'a str, buf: &'a mut TargetBuf) -> Result<Option<Ent
 /// Stores `entry` as `/mars/KEY`, creating parent directories as needed and replacing the
 /// previous entry atomically. The caller decides whether `entry` supersedes what is stored.
 pub(crate) fn put(entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result {
-    entry.validate().map_err(|_| EINVAL)?;
+    entry.validate()?;
     let key = entry.key.as_bytes();
     let (dir_rel, name) = match key.iter().rposition(|&b| b == b'/') {
         Some(slash) => (key.get(..slash).unwrap_or(&[]), key.get(slash + 1..).unwrap_or(&[])),
@@ -54,7 +54,7 @@ pub(crate) fn put(entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result {
     };
     make_dirs(dir_rel)?;
     let dir = if dir_rel.is_empty() { KPath::join(&[ROOT])? } else { KPath::join(&[ROOT, b"/", dir_rel])? };
-    let len = format_link_target(entry, &mut buf.0).map_err(|_| EINVAL)?;
+    let len = format_link_target(entry, &mut buf.0)?;
     let with_nul = buf.0.get_mut(..len + 1).ok_or(EINVAL)?;
     if let Some(last) = with_nul.last_mut() {
         *last = 0;
