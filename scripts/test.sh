@@ -7,7 +7,10 @@ need_root
 
 "$MARS_ROOT/scripts/setup-host.sh"
 
-log "userspace tests: cargo test --workspace"
+# The property tests draw from one seed per run, printed here; the same value replays them.
+PROPTEST_RNG_SEED=${PROPTEST_RNG_SEED:-$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}
+export PROPTEST_RNG_SEED
+log "userspace tests: cargo test --workspace (property tests: PROPTEST_RNG_SEED=$PROPTEST_RNG_SEED replays them)"
 cargo_log="$MARS_LOGS/cargo-test.log"
 status=0
 cargo test --workspace --manifest-path "$MARS_ROOT/Cargo.toml" >"$cargo_log" 2>&1 || status=$?
