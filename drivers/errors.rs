@@ -4,7 +4,6 @@
 //! that `?` carries a fitting errno out of every pure-core call (callers that report a cause in
 //! words take the domain error itself).
 
-use kernel::bindings;
 use kernel::error::code::{E2BIG, EINVAL};
 use kernel::error::Error;
 
@@ -12,11 +11,6 @@ use crate::kx::errno;
 use crate::mars_core::logrec::EncodeError;
 use crate::mars_core::names::NameProblem;
 use crate::mars_core::tree::TreeError;
-
-/// `EOVERFLOW`: a buffer of ours is too small for what had to go into it.
-fn overflow() -> Error {
-    Error::from_errno(-(bindings::EOVERFLOW as i32))
-}
 
 impl From<NameProblem> for Error {
     fn from(p: NameProblem) -> Error {
@@ -35,12 +29,12 @@ impl From<TreeError> for Error {
             | TreeError::BadHostName(p)
             | TreeError::BadResourceName(p)
             | TreeError::BadItemName(p) => p.into(),
-            TreeError::BadSequence { .. } => overflow(),
+            TreeError::BadSequence { .. } => errno::overflow(),
             TreeError::ValueTooLong { .. } => E2BIG,
             TreeError::ValueNotUtf8 { .. } | TreeError::ValueControlChar { .. } | TreeError::TombstoneWithValue => {
                 EINVAL
             }
-            TreeError::BufferTooSmall { .. } => overflow(),
+            TreeError::BufferTooSmall { .. } => errno::overflow(),
             // What we read (a link target, a chunk) is malformed.
             TreeError::Truncated { .. }
             | TreeError::BadMagic
@@ -59,7 +53,7 @@ impl From<TreeError> for Error {
 impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Error {
         match e {
-            EncodeError::BufferTooSmall { .. } => overflow(),
+            EncodeError::BufferTooSmall { .. } => errno::overflow(),
             EncodeError::BadLength => EINVAL,
         }
     }

@@ -15,6 +15,11 @@ pub(crate) fn unclean() -> Error {
     Error::from_errno(-(bindings::EUCLEAN as i32))
 }
 
+/// `EOVERFLOW`: a buffer of ours is too small for what had to go into it.
+pub(crate) fn overflow() -> Error {
+    Error::from_errno(-(bindings::EOVERFLOW as i32))
+}
+
 /// `EOPNOTSUPP`: the device does not do this operation.
 pub(crate) fn not_supported() -> Error {
     Error::from_errno(-(bindings::EOPNOTSUPP as i32))
