@@ -139,6 +139,7 @@ impl Strategy {
         let mut causes = Causes::new();
         let (wanted, data) = self.wanted(res, host, &mut causes)?;
         let found = list.iter().position(|r| r.name() == res.as_bytes());
+        // Counters that do not parse are reported once, from the second look below.
         let local = self.local(res, host, found.and_then(|i| list.get(i)), &mut Causes::new())?;
         let plan = reconcile::transitions(&wanted, &local);
         if wanted.delete {
@@ -175,32 +176,7 @@ impl Strategy {
         };
         let r = list.get_mut(index).ok_or(EINVAL)?;
         for step in &plan {
-            let done = match (step, size) {
-                (Step::Attach | Step::BecomePrimary, None) => Err(()), // reported above
-                (Step::Attach, Some(size)) => r.attach(&data, size, host, &self.status).map_err(|e| {
-                    let _ = write!(causes.next(), "cannot attach data device {}: {}", tree_store::text(&data), describe(e.to_errno()));
-                }),
-                (Step::BecomePrimary, Some(size)) => r.become_primary(size, host, &self.status).map_err(|e| {
-                    if e == crate::kx::errno::unclean() {
-                        let damaged = tree_store::text(r.view().damaged.unwrap_or(b"?"));
-                        let _ = write!(
-                            causes.next(),
-                            "cannot become primary: logfile {damaged} is damaged: replay stopped at its last good record, the data device lacks the rest (see dmesg)"
-                        );
-                    } else {
-                        let _ = write!(causes.next(), "cannot become primary: {}", describe(e.to_errno()));
-                    }
-                }),
-                (Step::StopPrimary, _) => r.stop_primary(host, &self.status).map_err(|e| {
-                    if e == EBUSY {
-                        let _ = write!(causes.next(), "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers);
-                    } else {
-                        let _ = write!(causes.next(), "cannot publish the replay position: {}", describe(e.to_errno()));
-                    }
-                }),
-                _ => Ok(()),
-            };
-            if done.is_err() {
+            if self.transition(*step, res, host, r, &data, size, &mut causes).is_err() {
                 break; // The later transitions build on this one.
             }
         }
@@ -210,6 +186,47 @@ impl Strategy {
             self.upkeep(*step, res, host, r, &mut causes)?;
         }
         self.publish_resource(res, host, r, causes)
+    }
+
+    /// Carries out one step of the transitions phase; a failure goes into `causes`. `size` is
+    /// `None` if the size key is missing or malformed (reported already).
+    #[allow(clippy::too_many_arguments)]
+    fn transition(
+        &self,
+        step: Step,
+        res: &str,
+        host: &str,
+        r: &mut Resource,
+        data: &[u8],
+        size: Option<u64>,
+        causes: &mut Causes,
+    ) -> core::result::Result<(), ()> {
+        let result = match (step, size) {
+            (Step::Attach | Step::BecomePrimary, None) => return Err(()),
+            (Step::Attach, Some(size)) => r.attach(data, size, host, &self.status),
+            (Step::BecomePrimary, Some(size)) => r.become_primary(size, host, &self.status),
+            (Step::StopPrimary, _) => r.stop_primary(host, &self.status),
+            _ => Ok(()),
+        };
+        let Err(e) = result else { return Ok(()) };
+        let out = causes.next();
+        let _ = match step {
+            Step::Attach => {
+                write!(out, "cannot attach data device {}: {}", tree_store::text(data), describe(e.to_errno()))
+            }
+            Step::BecomePrimary if e == crate::kx::errno::unclean() => write!(
+                out,
+                "cannot become primary: logfile {} is damaged: replay stopped at its last good record, \
+                 the data device lacks the rest (see dmesg)",
+                tree_store::text(r.view().damaged.unwrap_or(b"?"))
+            ),
+            Step::BecomePrimary => write!(out, "cannot become primary: {}", describe(e.to_errno())),
+            Step::StopPrimary if e == EBUSY => {
+                write!(out, "/dev/mars/{res} is in use ({} openers): close or unmount it first", r.view().openers)
+            }
+            _ => write!(out, "cannot publish the replay position: {}", describe(e.to_errno())),
+        };
+        Err(())
     }
 
     /// Carries out one step of the upkeep phase; a failure goes into `causes`.

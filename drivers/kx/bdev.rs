@@ -119,10 +119,9 @@ impl<'a> IoScope<'a> {
         // Count the bio before it exists: it may complete before `mars_bdev_submit` returns.
         self.group.pending.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
-        // SAFETY: `dev.file` is open; `buf` is valid for `len` bytes for `'a`, and `io_scope`
-        // waits for every bio before `'a` can end; it is null (discard) or from an `IoSlice`, so
-        // kmalloc or vmalloc memory that the glue's page lookup handles; `private` is an `Arc<IoGroup>` reference that
-        // `mars_rust_io_done` takes back exactly once.
+        // SAFETY: `dev.file` is open; `buf` is null (discard) or `IoSlice` memory (kvmalloc, which
+        // the glue maps) valid for `len` bytes for `'a`, and `io_scope` waits for every bio first;
+        // `private` is an `Arc<IoGroup>` reference that `mars_rust_io_done` takes back once.
         let ret = unsafe { shim::mars_bdev_submit(dev.file.as_ptr(), op as c_int, sector, buf.cast(), len, private) };
         if ret != 0 {
             // SAFETY: the bio was not submitted, so the reference is still ours to release.

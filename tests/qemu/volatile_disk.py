@@ -189,7 +189,6 @@ class Handler(socketserver.BaseRequestHandler):
                 return False
             if cmd == CMD_DISC:
                 return True
-            if os.environ.get("VD_DEBUG"): log(f"cmd {cmd} flags {flags} off {offset} len {length}")
             error, payload = 0, b""
             if cmd in (CMD_READ, CMD_WRITE, CMD_TRIM, CMD_WRITE_ZEROES) and offset + length > export.size:
                 error = EINVAL
