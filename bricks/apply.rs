@@ -10,7 +10,7 @@
 
 use kernel::prelude::*;
 
-use crate::kx::bdev::{io_scope, BackingDevice};
+use super::brick::{batch, Brick, Io};
 use crate::kx::iobuf::IoSlice;
 use crate::mars_core::logrec::Op;
 
@@ -31,6 +31,11 @@ pub(crate) struct Item<'a> {
 }
 
 impl Item<'_> {
+    /// Byte position of the record's first sector.
+    fn pos(&self) -> Result<u64> {
+        self.sector.checked_mul(512).ok_or(EINVAL)
+    }
+
     /// Sectors `[start, end)` the item touches (none for a flush).
     pub(crate) fn range(&self) -> (u64, u64) {
         let sectors = u64::from(self.length) >> 9;
@@ -39,7 +44,7 @@ impl Item<'_> {
 }
 
 /// True if the sector ranges `a` and `b` share a sector.
-pub(crate) fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
     a.0 < b.1 && b.0 < a.1
 }
 
@@ -93,19 +98,19 @@ impl Run {
 /// flushing the device). Discards are a hint: a device that cannot discard keeps its data, which
 /// is allowed. Flushes and pads have nothing to apply: the log order already orders the writes
 /// around a flush.
-pub(crate) fn write_run<'a>(dev: &BackingDevice, items: impl Iterator<Item = Item<'a>> + Clone) -> Result {
-    io_scope(|scope| {
+pub(crate) fn write_run<'a>(dev: &dyn Brick, items: impl Iterator<Item = Item<'a>> + Clone) -> Result {
+    batch(|b| {
         for item in items.clone().filter(|i| i.op == Op::Write) {
-            scope.write(dev, item.sector, item.data)?;
+            dev.submit(b, Io::Write { pos: item.pos()?, data: item.data })?;
         }
         Ok(())
     })?;
     let mut discards = items.filter(|i| i.op == Op::Discard).peekable();
     if discards.peek().is_some() {
         // Errors ignored on purpose: see above.
-        let _ = io_scope(|scope| {
+        let _ = batch(|b| {
             for d in discards {
-                scope.discard(dev, d.sector, d.length as usize)?;
+                dev.submit(b, Io::Discard { pos: d.pos()?, len: u64::from(d.length) })?;
             }
             Ok(())
         });
@@ -114,7 +119,7 @@ pub(crate) fn write_run<'a>(dev: &BackingDevice, items: impl Iterator<Item = Ite
 }
 
 /// Applies `items` in order, run by run (without flushing the device).
-pub(crate) fn apply(dev: &BackingDevice, items: &[Item<'_>]) -> Result {
+pub(crate) fn apply(dev: &dyn Brick, items: &[Item<'_>]) -> Result {
     let mut run = Run::new()?;
     let mut rest = items;
     while !rest.is_empty() {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Appending group commits to a logfile: the sio side of the trans_logger.
+//! Appending group commits to a logfile (a [`SioBrick`]): the trans_logger's log side.
 //!
 //! The file is written with direct I/O, so a completed append is on the log device, as a
 //! completed write to a disk is (a device flush, [`LogWriter::sync`], makes it durable across a
@@ -11,7 +11,9 @@
 
 use kernel::prelude::*;
 
-use crate::kx::file::{KFile, OpenMode};
+use super::brick::{run, Io};
+use super::sio::SioBrick;
+use crate::kx::iobuf::IoBuf;
 use crate::kx::vfs::KPath;
 use crate::mars_core::logrec;
 
@@ -24,7 +26,7 @@ const ZERO_CHUNK: usize = 1 << 20;
 
 /// The logfile being appended to.
 pub(crate) struct LogWriter {
-    file: KFile,
+    file: SioBrick,
     /// Number of the logfile (`log-NUMBER-HOST`).
     number: u32,
     /// Bytes appended.
@@ -33,10 +35,11 @@ pub(crate) struct LogWriter {
     next_seq: u64,
     /// Bytes initialised with zeros and durable.
     prealloc_end: u64,
-    /// Zeros for the preallocation; vmalloc'd, so page-aligned as direct I/O needs.
-    zeros: VVec<u8>,
-    /// The batch being encoded; page-aligned, grown as needed, reused.
-    buf: VVec<u8>,
+    /// Zeros for the preallocation; 1 MiB from kvmalloc, so aligned as direct I/O needs.
+    zeros: IoBuf,
+    /// The batch being encoded; a power of two of at least 1 MiB (aligned), grown as needed,
+    /// reused.
+    buf: IoBuf,
 }
 
 impl LogWriter {
@@ -44,9 +47,9 @@ impl LogWriter {
     /// step. Fails (`ENOSPC` on a full /mars) without leaving the caller anything to undo but
     /// the file.
     pub(crate) fn create(path: &KPath, number: u32) -> Result<LogWriter> {
-        let file = KFile::open(path, OpenMode::CreateDirect)?;
-        let zeros = VVec::from_elem(0u8, ZERO_CHUNK, GFP_KERNEL)?;
-        let mut writer = LogWriter { file, number, pos: 0, next_seq: 1, prealloc_end: 0, zeros, buf: VVec::new() };
+        let file = SioBrick::create(path)?;
+        let zeros = IoBuf::zeroed(ZERO_CHUNK)?;
+        let mut writer = LogWriter { file, number, pos: 0, next_seq: 1, prealloc_end: 0, zeros, buf: IoBuf::new() };
         writer.preallocate(PREALLOC_STEP)?;
         Ok(writer)
     }
@@ -71,8 +74,8 @@ impl LogWriter {
     /// A buffer of `len` bytes (old contents) to encode the next batch into.
     pub(crate) fn buffer(&mut self, len: usize) -> Result<&mut [u8]> {
         if self.buf.len() < len {
-            self.buf = VVec::new();
-            self.buf = VVec::from_elem(0u8, len.next_power_of_two().max(ZERO_CHUNK), GFP_KERNEL)?;
+            self.buf = IoBuf::new();
+            self.buf = IoBuf::zeroed(len.next_power_of_two().max(ZERO_CHUNK))?;
         }
         self.buf.get_mut(..len).ok_or(EINVAL)
     }
@@ -87,15 +90,14 @@ impl LogWriter {
         if end > self.prealloc_end {
             self.preallocate(end.saturating_sub(self.prealloc_end).max(PREALLOC_STEP))?;
         }
-        let data = self.buf.get(..len).ok_or(EINVAL)?;
-        self.file.write_all_at(data, self.pos)?;
+        run(&self.file, Io::Write { pos: self.pos, data: self.buf.slice(0..len)? })?;
         self.pos = end;
         Ok(())
     }
 
     /// Makes everything appended durable (a device flush).
     pub(crate) fn sync(&self) -> Result {
-        self.file.sync_data()
+        run(&self.file, Io::Flush)
     }
 
     /// Writes `len` more bytes of zeros at the end of the preallocated space, then makes them
@@ -105,10 +107,10 @@ impl LogWriter {
         let mut at = self.prealloc_end;
         while at < end {
             let n = usize::try_from(end - at).unwrap_or(ZERO_CHUNK).min(ZERO_CHUNK);
-            self.file.write_all_at(self.zeros.get(..n).ok_or(EINVAL)?, at)?;
+            run(&self.file, Io::Write { pos: at, data: self.zeros.slice(0..n)? })?;
             at = at.saturating_add(n as u64);
         }
-        self.file.sync_data()?;
+        run(&self.file, Io::Flush)?;
         self.prealloc_end = end;
         Ok(())
     }
@@ -118,7 +120,12 @@ impl Drop for LogWriter {
     /// A logfile is closed for good (rotation, end of primary): its unused preallocated tail goes.
     fn drop(&mut self) {
         if let Err(e) = self.file.truncate(self.pos) {
-            pr_warn!("cannot cut logfile {} to its {} bytes (error {}); its zero tail stays\n", self.number, self.pos, e.to_errno());
+            pr_warn!(
+                "cannot cut logfile {} to its {} bytes (error {}); its zero tail stays\n",
+                self.number,
+                self.pos,
+                e.to_errno()
+            );
         }
     }
 }

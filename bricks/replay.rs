@@ -9,9 +9,8 @@
 use kernel::prelude::*;
 
 use super::apply::{apply, Item};
-use crate::kx::bdev::BackingDevice;
+use super::brick::{run, Brick, Io};
 use crate::kx::iobuf::IoBuf;
-use crate::kx::file::KFile;
 use crate::mars_core::logrec::{scan_record, Expect, Op, RecordHeader, Stop, StopReason, HEADER_LEN, MAX_DATA};
 
 /// Bytes read from the logfile at a time: room for several of the largest records.
@@ -24,7 +23,11 @@ fn align_up(len: usize) -> usize {
 
 /// Bytes of a record's payload that replay writes to the data device (pads carry none to write).
 fn payload_len(header: &RecordHeader) -> usize {
-    if header.op == Op::Write { header.length as usize } else { 0 }
+    if header.op == Op::Write {
+        header.length as usize
+    } else {
+        0
+    }
 }
 
 /// What a replay did.
@@ -35,22 +38,26 @@ pub(crate) struct Replayed {
     pub(crate) stop: Stop,
 }
 
-/// Applies every valid record of `log` from byte `start` on (a record boundary: 0, or a
-/// position the write-back published) to `dev`, then flushes `dev`.
-pub(crate) fn replay(log: &KFile, start: u64, dev: &BackingDevice) -> Result<Replayed> {
+/// Applies every valid record of the logfile `log` from byte `start` on (a record boundary: 0, or
+/// a position the write-back published) to the data brick `dev`, then flushes `dev`.
+pub(crate) fn replay(log: &dyn Brick, start: u64, dev: &dyn Brick) -> Result<Replayed> {
     // The window must hold at least one whole record.
     const _: () = assert!(WINDOW > HEADER_LEN + MAX_DATA as usize + 8);
-    let mut buf = KVVec::from_elem(0u8, WINDOW, GFP_KERNEL)?;
+    let size = log.size();
+    let mut buf = IoBuf::zeroed(WINDOW)?;
     let mut base = start; // file offset of buf[0]
     let mut filled = 0usize;
     // In the middle of a logfile the reader cannot know the sequence number to expect.
     let mut expect = if start == 0 { Expect::START } else { Expect::default() };
     let mut records = 0u64;
     loop {
-        let free = buf.get_mut(filled..).ok_or(EINVAL)?;
-        let n = log.read_at(free, base.saturating_add(filled as u64))?;
+        let at = base.saturating_add(filled as u64);
+        let n = usize::try_from(size.saturating_sub(at)).unwrap_or(usize::MAX).min(WINDOW.saturating_sub(filled));
+        if n > 0 {
+            run(log, Io::Read { pos: at, into: buf.slice_mut(filled..filled + n)? })?;
+        }
         filled = filled.saturating_add(n);
-        let eof = filled < WINDOW;
+        let eof = at.saturating_add(n as u64) >= size;
         // First pass: find the window's valid records.
         let mut off = 0usize;
         let mut found = KVec::new();
@@ -92,7 +99,7 @@ pub(crate) fn replay(log: &KFile, start: u64, dev: &BackingDevice) -> Result<Rep
         apply(dev, &items)?;
         drop(items);
         if let Some(stop) = stop {
-            dev.flush()?;
+            run(dev, Io::Flush)?;
             return Ok(Replayed { records, stop });
         }
         // Keep the incomplete record at the end of the window for the next read.

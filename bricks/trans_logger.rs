@@ -18,12 +18,12 @@
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
-use kernel::time::msecs_to_jiffies;
 
 use super::log_writer::{pad_after, LogWriter};
+use super::r#if::BioInput;
 use super::write_back::{Batch, LogPos, Request, WriteBack};
 use crate::kx::crc;
-use crate::kx::disk::{BioHandler, BioOp, IncomingBio, Inflight};
+use crate::kx::disk::{IncomingBio, Inflight};
 use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::KPath;
@@ -60,6 +60,8 @@ struct LogState {
     logged: LogPos,
     /// A new logfile the logger thread is to continue in ([`Logger::request_rotation`]).
     next_log: Option<LogWriter>,
+    /// The logger thread is being stopped: it waits no more.
+    stopping: bool,
 }
 
 /// What the strategy publishes about a logger.
@@ -76,6 +78,11 @@ pub(crate) struct LoggerStats {
 }
 
 /// The logger of one primary resource.
+///
+/// Lock order: `log` before `state`; `log` before the write-back's `state` (a commit hands over
+/// or writes through while holding `log`) and before the module status (record stamps). `state`
+/// is never held while another lock is taken: submitters reserve their range with the write-back
+/// before they take it.
 #[pin_data]
 pub(crate) struct Logger {
     name: KVec<u8>,
@@ -84,10 +91,12 @@ pub(crate) struct Logger {
     wb: Arc<WriteBack>,
     /// Reads sent on to the data device and not yet completed.
     reads: Arc<Inflight>,
-    /// The logfile being written; held while a batch is appended, swapped by a rotation.
+    /// The logfile being written; held while a batch is appended, swapped by a rotation. Taken
+    /// by the logger thread only, and by nothing that waits for it.
     #[pin]
     log: Mutex<LogWriter>,
     status: Arc<ModuleStatus>,
+    /// The queue and counters, shared by submitters, the logger thread and the strategy.
     #[pin]
     state: Mutex<LogState>,
     /// Signalled when requests are queued.
@@ -128,6 +137,7 @@ impl Logger {
                 drop_failure_reported: false,
                 logged,
                 next_log: None,
+                stopping: false,
             }),
             work <- kernel::new_condvar!(),
             room <- kernel::new_condvar!(),
@@ -142,16 +152,6 @@ impl Logger {
         };
         let wb = self.wb.stats();
         LoggerStats { logged, written: wb.written, emergency, writeback_error: wb.error }
-    }
-
-    /// A read waits until no part of it is still only in the log, then goes to the data device.
-    /// (Waiting for the write-back is fine here: its thread submits those writes, not this one.)
-    fn read(&self, bio: IncomingBio) {
-        let sectors = u64::from(bio.size()) >> 9;
-        match self.wb.wait_written((bio.sector(), bio.sector().saturating_add(sectors))) {
-            Ok(()) => bio.remap(self.wb.dev(), &self.reads),
-            Err(e) => bio.end(Err(e)),
-        }
     }
 
     /// Waits until every bio received so far is completed and written back, the data device is
@@ -171,14 +171,10 @@ impl Logger {
     fn enqueue(&self, bio: IncomingBio, op: Op) {
         let length = if op == Op::Flush { 0 } else { bio.size() };
         let data = if op == Op::Write {
-            let mut data = match IoBuf::zeroed(bio.size() as usize) {
+            match bio.data() {
                 Ok(d) => d,
-                Err(_) => return bio.end(Err(ENOMEM)),
-            };
-            if let Err(e) = bio.copy_out(&mut data) {
-                return bio.end(Err(e));
+                Err(e) => return bio.end(Err(e)),
             }
-            data
         } else {
             IoBuf::new()
         };
@@ -190,7 +186,8 @@ impl Logger {
                 return bio.end(Err(e));
             }
         }
-        let bytes = request.data.len();
+        // As the log will hold it, so that requests without data (flushes) count too.
+        let bytes = logrec::record_len(request.data.len());
         let durable = bio.durable();
         let mut state = self.state.lock();
         while state.queued_bytes > MAX_QUEUED_BYTES {
@@ -229,12 +226,14 @@ impl Logger {
             total = total.checked_add(logrec::record_len(r.data.len())).ok_or(EINVAL)?;
         }
         let pad = pad_after(total);
-        let count = u64::try_from(requests.len()).map_err(|_| EINVAL)?;
-        let mut seq = log.take_seqs(count.saturating_add(u64::from(pad > 0)));
+        let count = u64::try_from(requests.len()).map_err(|_| EINVAL)?.saturating_add(u64::from(pad > 0));
+        let mut seq = log.take_seqs(count);
+        // One stamp per record, strictly increasing, issued together.
+        let mut stamp = self.status.tick_many(count);
         let buf = log.buffer(total.checked_add(pad).ok_or(EINVAL)?)?;
         let mut off = 0usize;
         for (r, w) in requests.iter().zip(waiting.iter()) {
-            let header = RecordHeader { op: r.op, seq, stamp: self.status.tick(), sector: r.sector, length: r.length };
+            let header = RecordHeader { op: r.op, seq, stamp, sector: r.sector, length: r.length };
             let head = logrec::encode_header(&header, w.crc)?;
             let len = logrec::record_len(r.data.len());
             let out = buf.get_mut(off..off + len).ok_or(EINVAL)?;
@@ -245,10 +244,11 @@ impl Logger {
             padding.fill(0);
             off += len;
             seq = seq.saturating_add(1);
+            stamp.nanos = stamp.nanos.saturating_add(1);
         }
         if pad > 0 {
             let out = buf.get_mut(off..).ok_or(EINVAL)?;
-            off += logrec::encode_pad(seq, self.status.tick(), pad, out)?;
+            off += logrec::encode_pad(seq, stamp, pad, out)?;
         }
         log.append(off)?;
         if durable {
@@ -413,32 +413,36 @@ impl Logger {
         }
     }
 
-    /// Takes everything queued, waiting up to 100 ms for something to arrive.
+    /// Takes everything queued; if `wait`, first waits for something to arrive (a request or a
+    /// rotation) unless the thread is stopping.
     fn take_batch(&self, wait: bool) -> (KVec<Request>, KVec<Waiting>) {
         let mut state = self.state.lock();
-        if wait && state.requests.is_empty() && state.next_log.is_none() {
-            let _ = self.work.wait_interruptible_timeout(&mut state, msecs_to_jiffies(100));
+        while wait && state.requests.is_empty() && state.next_log.is_none() && !state.stopping {
+            // Interruptible: an idle logger is no hung task.
+            let _ = self.work.wait_interruptible(&mut state);
         }
         state.queued_bytes = 0;
-        let taken = (
-            core::mem::replace(&mut state.requests, KVec::new()),
-            core::mem::replace(&mut state.waiting, KVec::new()),
-        );
+        let taken =
+            (core::mem::replace(&mut state.requests, KVec::new()), core::mem::replace(&mut state.waiting, KVec::new()));
         drop(state);
         self.room.notify_all();
         taken
     }
 }
 
-impl BioHandler for Logger {
-    fn submit(&self, bio: IncomingBio) {
-        match bio.op() {
-            BioOp::Read => self.read(bio),
-            BioOp::Write => self.enqueue(bio, Op::Write),
-            BioOp::Flush => self.enqueue(bio, Op::Flush),
-            BioOp::Discard => self.enqueue(bio, Op::Discard),
-            BioOp::WriteZeroes | BioOp::Unsupported => bio.end(Err(crate::kx::errno::not_supported())),
+impl BioInput for Logger {
+    /// A read waits until no part of it is still only in the log, then goes to the data device.
+    /// (Waiting for the write-back is fine here: its thread submits those writes, not this one.)
+    fn read(&self, bio: IncomingBio) {
+        let sectors = u64::from(bio.size()) >> 9;
+        match self.wb.wait_written((bio.sector(), bio.sector().saturating_add(sectors))) {
+            Ok(()) => self.wb.dev().remap(bio, &self.reads),
+            Err(e) => bio.end(Err(e)),
         }
+    }
+
+    fn write(&self, bio: IncomingBio, op: Op) {
+        self.enqueue(bio, op);
     }
 }
 
@@ -453,6 +457,11 @@ impl Rounds for Logger {
         } else {
             ROTATION_RETRY_MS
         }
+    }
+
+    fn stop(&self) {
+        self.state.lock().stopping = true;
+        self.work.notify_all();
     }
 
     fn finish(&self) {

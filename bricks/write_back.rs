@@ -13,13 +13,14 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, CondVar, Mutex};
 use kernel::time::{msecs_to_jiffies, Delta, Instant, Monotonic};
 
-use super::apply::{apply, overlaps, write_run, Item, Run};
-use crate::kx::bdev::BackingDevice;
+use super::apply::{apply, write_run, Item, Run};
+use super::bio::BioBrick;
+use super::ranges::{Range, RangeSet, Slot};
 use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::Rounds;
-use crate::mars_core::logrec::Op;
+use crate::mars_core::logrec::{self, Op};
 
-/// Handed over but not yet written: beyond this the logger waits.
+/// Handed over but not yet written (as [`Batch::bytes`] counts): beyond this the logger waits.
 const MAX_PENDING_BYTES: usize = 64 << 20;
 /// Longest time written data stays unflushed on the data device.
 const FLUSH_INTERVAL_MS: i64 = 1000;
@@ -65,8 +66,10 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
+    /// Memory the batch stands for: its records as the log holds them, so that requests without
+    /// data (flushes) count too and the queue stays bounded.
     fn bytes(&self) -> usize {
-        self.requests.iter().map(|r| r.data.len()).sum()
+        self.requests.iter().map(|r| logrec::record_len(r.data.len())).sum()
     }
 }
 
@@ -75,10 +78,12 @@ struct State {
     pending: KVec<Batch>,
     pending_bytes: usize,
     /// Sector ranges received by the logger and not yet written to the data device.
-    unwritten: KVec<(u64, u64)>,
+    unwritten: RangeSet,
     /// Sector ranges whose write to the data device failed: reads of them fail rather than
-    /// return older data. `lost_untracked` when a range could not even be noted: all reads fail.
-    lost: KVec<(u64, u64)>,
+    /// return older data; at most [`MAX_LOST`] of them. `lost_untracked` when a range could not
+    /// be noted (no memory, or too many): then all reads fail.
+    lost: RangeSet,
+    lost_count: usize,
     lost_untracked: bool,
     /// Log position of the last batch handed over.
     handed_over: LogPos,
@@ -93,12 +98,18 @@ struct State {
     error: i32,
     /// When the data device was last flushed.
     last_flush: Instant<Monotonic>,
+    /// The thread is being stopped: it waits no more.
+    stopping: bool,
 }
 
 /// The write-back of one primary resource.
+///
+/// Lock order: `run` before `state` (the thread notes each run's outcome while holding its
+/// ranges). `state` is taken last by everyone: the logger takes it while holding its `log`.
 #[pin_data]
 pub(crate) struct WriteBack {
-    dev: Arc<BackingDevice>,
+    dev: Arc<BioBrick>,
+    /// Queue, ranges, positions; shared by the logger, readers, the strategy and the thread.
     #[pin]
     state: Mutex<State>,
     /// Signalled when batches arrive or a flush is wanted.
@@ -126,15 +137,16 @@ pub(crate) struct WriteBackStats {
 
 impl WriteBack {
     /// A write-back to `dev` whose log starts at `start`.
-    pub(crate) fn new(dev: Arc<BackingDevice>, start: LogPos) -> Result<impl PinInit<Self, Error>> {
+    pub(crate) fn new(dev: Arc<BioBrick>, start: LogPos) -> Result<impl PinInit<Self, Error>> {
         let run = Run::new()?;
         Ok(try_pin_init!(WriteBack {
             dev,
             state <- kernel::new_mutex!(State {
                 pending: KVec::new(),
                 pending_bytes: 0,
-                unwritten: KVec::new(),
-                lost: KVec::new(),
+                unwritten: RangeSet::new(),
+                lost: RangeSet::new(),
+                lost_count: 0,
                 lost_untracked: false,
                 handed_over: start,
                 written: start,
@@ -142,6 +154,7 @@ impl WriteBack {
                 flush_upto: start,
                 error: 0,
                 last_flush: Instant::now(),
+                stopping: false,
             }),
             work <- kernel::new_condvar!(),
             progress <- kernel::new_condvar!(),
@@ -150,7 +163,7 @@ impl WriteBack {
     }
 
     /// The data device.
-    pub(crate) fn dev(&self) -> &Arc<BackingDevice> {
+    pub(crate) fn dev(&self) -> &BioBrick {
         &self.dev
     }
 
@@ -160,30 +173,32 @@ impl WriteBack {
         WriteBackStats { written: s.written, flushed: s.flushed, error: s.error }
     }
 
-    /// Notes that `range` was received and must not be read from the data device until written.
-    pub(crate) fn reserve(&self, range: (u64, u64)) -> Result {
-        self.state.lock().unwritten.push(range, GFP_KERNEL).map_err(Into::into)
+    /// Notes that `range` was received and must not be read from the data device until written
+    /// (an empty range needs no note).
+    pub(crate) fn reserve(&self, range: Range) -> Result {
+        if range.0 == range.1 {
+            return Ok(());
+        }
+        let slot = Slot::new(range)?;
+        let unused = self.state.lock().unwritten.insert(slot);
+        drop(unused);
+        Ok(())
     }
 
     /// Takes back a [`Self::reserve`] whose request never made it into the queue.
-    pub(crate) fn unreserve(&self, range: (u64, u64)) {
-        let mut s = self.state.lock();
-        // The newest entries are at the end.
-        if let Some(i) = s.unwritten.iter().rposition(|r| *r == range) {
-            let _ = s.unwritten.remove(i);
-        }
-        drop(s);
+    pub(crate) fn unreserve(&self, range: Range) {
+        self.state.lock().unwritten.remove(range);
         self.progress.notify_all();
     }
 
     /// Waits until no sector of `range` is waiting to be written; `EIO` if the data device
     /// failed to take a write to it (the data is in the log; the next attach replays it).
-    pub(crate) fn wait_written(&self, range: (u64, u64)) -> Result {
+    pub(crate) fn wait_written(&self, range: Range) -> Result {
         let mut s = self.state.lock();
-        while s.unwritten.iter().any(|r| overlaps(*r, range)) {
+        while s.unwritten.overlaps(range) {
             self.progress.wait(&mut s);
         }
-        if s.lost_untracked || s.lost.iter().any(|r| overlaps(*r, range)) {
+        if s.lost_untracked || s.lost.overlaps(range) {
             return Err(EIO);
         }
         Ok(())
@@ -220,7 +235,7 @@ impl WriteBack {
             for r in requests {
                 items.push(r.item(), GFP_KERNEL)?;
             }
-            apply(&self.dev, &items).and_then(|()| self.dev.flush())
+            apply(&*self.dev, &items).and_then(|()| self.dev.flush())
         });
         self.release(requests, result.is_err());
         result
@@ -234,7 +249,6 @@ impl WriteBack {
         for r in requests {
             release_one(&mut s, r.item(), lost);
         }
-        s.unwritten.retain(|r| r.0 <= r.1);
         drop(s);
         self.progress.notify_all();
     }
@@ -297,7 +311,7 @@ impl WriteBack {
                 }
             }
             let items = run_items(&batches, from, count);
-            let result = if count == 0 { Ok(()) } else { write_run(&self.dev, items.clone()) };
+            let result = if count == 0 { Ok(()) } else { write_run(&*self.dev, items.clone()) };
             let freed_before = progress.batches_done;
             self.run_done(items, result, &batches, &mut progress);
             if count == 0 {
@@ -325,9 +339,8 @@ impl WriteBack {
         for item in items {
             release_one(&mut s, item, result.is_err());
             progress.requests_done = progress.requests_done.saturating_add(1);
-            bytes = bytes.saturating_add(item.data.len());
+            bytes = bytes.saturating_add(logrec::record_len(item.data.len()));
         }
-        s.unwritten.retain(|r| r.0 <= r.1);
         s.pending_bytes = s.pending_bytes.saturating_sub(bytes);
         if let Err(e) = result {
             if s.error == 0 {
@@ -379,8 +392,19 @@ impl WriteBack {
         let batches = {
             let mut s = self.state.lock();
             let flush_due = s.flushed < s.flush_upto && s.error == 0;
-            if wait && s.pending.is_empty() && !flush_due {
-                let _ = self.work.wait_interruptible_timeout(&mut s, msecs_to_jiffies(100));
+            if wait && s.pending.is_empty() && !flush_due && !s.stopping {
+                if s.written != s.flushed && s.error == 0 {
+                    // Written but not flushed: sleep no longer than until the flush is due.
+                    let left = FLUSH_INTERVAL_MS.saturating_sub(s.last_flush.elapsed().as_millis());
+                    if left > 0 {
+                        let ms = u32::try_from(left).unwrap_or(u32::MAX);
+                        let _ = self.work.wait_interruptible_timeout(&mut s, msecs_to_jiffies(ms));
+                    }
+                } else {
+                    // Nothing to do until a batch or a flush request arrives, or the thread stops
+                    // (interruptible: an idle thread is no hung task).
+                    let _ = self.work.wait_interruptible(&mut s);
+                }
             }
             core::mem::replace(&mut s.pending, KVec::new())
         };
@@ -407,20 +431,33 @@ struct Progress {
     requests_before: usize,
 }
 
-/// An `unwritten` entry that overlaps nothing, left by [`release_one`] until the caller's
-/// `retain` removes it (one pass for many releases, instead of one shift per release).
-const RELEASED: (u64, u64) = (u64::MAX, 0);
+/// Most ranges noted as lost; beyond that every read fails (the data device is failing anyway).
+const MAX_LOST: usize = 4096;
 
-/// Marks `item`'s range in `unwritten` released (one entry: the same range may be queued twice;
-/// the oldest come first, so the search is short), and notes it as lost if `lost`.
+/// Releases `item`'s range from `unwritten` (once: the same range may be queued twice), and
+/// notes it as lost if `lost`.
 fn release_one(s: &mut State, item: Item<'_>, lost: bool) {
     if item.op == Op::Write || item.op == Op::Discard {
         let range = item.range();
-        if let Some(r) = s.unwritten.iter_mut().find(|r| **r == range) {
-            *r = RELEASED;
+        s.unwritten.remove(range);
+        if lost && item.op == Op::Write && !s.lost_untracked {
+            note_lost(s, range);
         }
-        if lost && item.op == Op::Write && s.lost.push(range, GFP_KERNEL).is_err() {
+    }
+}
+
+/// Adds `range` to the lost ranges, or gives up tracking them (no memory, or too many).
+fn note_lost(s: &mut State, range: Range) {
+    match Slot::new(range) {
+        Ok(slot) if s.lost_count < MAX_LOST => {
+            if s.lost.insert(slot).is_none() {
+                s.lost_count += 1;
+            }
+        }
+        _ => {
             s.lost_untracked = true;
+            s.lost.clear();
+            s.lost_count = 0;
         }
     }
 }
@@ -440,6 +477,11 @@ impl Rounds for WriteBack {
             self.flush();
         }
         0
+    }
+
+    fn stop(&self) {
+        self.state.lock().stopping = true;
+        self.work.notify_all();
     }
 
     fn finish(&self) {

@@ -23,6 +23,7 @@ static struct bio_set mars_bio_set;
 const int mars_blk_codes[MARS_BLK_CODES] = {
 	MARS_IO_WRITE,	  MARS_IO_DISCARD, MARS_BIO_OTHER,   MARS_BIO_READ,
 	MARS_BIO_WRITE,	  MARS_BIO_FLUSH,  MARS_BIO_DISCARD, MARS_BIO_WRITE_ZEROES,
+	MARS_IO_READ,
 };
 
 int mars_blk_init(void)
@@ -79,6 +80,9 @@ int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf,
 		break;
 	case MARS_IO_DISCARD:
 		opf = REQ_OP_DISCARD;
+		break;
+	case MARS_IO_READ:
+		opf = REQ_OP_READ;
 		break;
 	default:
 		return -EINVAL;

@@ -19,6 +19,7 @@ struct gendisk;
 enum mars_io_op {
 	MARS_IO_WRITE = 1,
 	MARS_IO_DISCARD = 2,
+	MARS_IO_READ = 3,
 };
 
 /* What an incoming bio asks for (struct mars_bio_info.op). */
@@ -33,11 +34,11 @@ enum mars_bio_op {
 
 /*
  * Every code above, in this order: IO_WRITE, IO_DISCARD, BIO_OTHER, BIO_READ, BIO_WRITE,
- * BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES. The Rust side (drivers/kx/shim.rs, `codes`) holds
+ * BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES, IO_READ. The Rust side (drivers/kx/shim.rs, `codes`) holds
  * the same values and compares them with this table when the module loads, refusing to load if
  * the two disagree.
  */
-#define MARS_BLK_CODES 8
+#define MARS_BLK_CODES 9
 extern const int mars_blk_codes[MARS_BLK_CODES];
 
 /* Sets up / tears down the bio_set all of mars.ko's own bios come from. */
@@ -53,7 +54,8 @@ int mars_bdev_flush(struct file *bdev_file);
 
 /*
  * Submits one bio of OP (enum mars_io_op) at SECTOR covering LEN bytes of BUF (kmalloc or
- * vmalloc memory that stays valid until completion; none for a discard, which covers LEN bytes).
+ * vmalloc memory that stays valid until completion: the data of a write, where a read puts its
+ * data; none for a discard, which covers LEN bytes).
  * On completion, from any context, calls mars_rust_io_done(PRIVATE, errno).
  */
 int mars_bdev_submit(struct file *bdev_file, int op, sector_t sector, void *buf, size_t len,

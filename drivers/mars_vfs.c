@@ -184,3 +184,8 @@ int mars_vfs_truncate(struct file *file, loff_t length)
 {
 	return vfs_truncate(&file->f_path, length);
 }
+
+loff_t mars_vfs_size(struct file *file)
+{
+	return i_size_read(file_inode(file));
+}

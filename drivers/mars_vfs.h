@@ -34,6 +34,9 @@ int mars_vfs_mkdir(const char *path, umode_t mode);
 /* Cuts the open regular file FILE to LENGTH bytes. */
 int mars_vfs_truncate(struct file *file, loff_t length);
 
+/* Size in bytes of the open file FILE. */
+loff_t mars_vfs_size(struct file *file);
+
 /*
  * Calls ACTOR(PRIV, NAME, LEN, DT_TYPE) for each entry of the directory PATH except "." and
  * "..". ACTOR returns 0 to go on, or a negative errno to stop; mars_vfs_list returns that errno,

@@ -2,20 +2,24 @@
 
 //! One resource on this host: its brick graph, built and torn down by the strategy.
 //!
-//! Attached: the data device is open and the log has been replayed onto it. Primary: a logger
-//! appends to a new logfile and `/dev/mars/NAME` exists. Teardown order is the reverse: the disk
-//! goes first (no new bios), then the logger thread (it drains its queue), then the device.
+//! Attached: the data device is open (a bio brick) and the log has been replayed onto it (replay
+//! from each logfile's sio brick). Primary: `/dev/mars/NAME` (an if brick) in front of a
+//! trans_logger, which appends to a new logfile and hands batches to a write-back onto the bio
+//! brick (docs/architecture.md draws it). Teardown order is the reverse: the if brick goes first
+//! (no new bios), then the logger thread (it drains its queue), then the write-back, then the
+//! data device.
 
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+use crate::bricks::bio::BioBrick;
+use crate::bricks::brick::Brick;
 use crate::bricks::log_writer::LogWriter;
+use crate::bricks::r#if::IfBrick;
 use crate::bricks::replay::replay;
+use crate::bricks::sio::SioBrick;
 use crate::bricks::trans_logger::{Logger, LoggerStats};
 use crate::bricks::write_back::{LogPos, WriteBack};
-use crate::kx::bdev::BackingDevice;
-use crate::kx::disk::Disk;
-use crate::kx::file::{KFile, OpenMode};
 use crate::kx::kthread::KThread;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
@@ -26,7 +30,7 @@ use crate::tree_store::{self, ROOT};
 /// The primary side of a resource: its device, logger and write-back.
 struct Primary {
     /// Removed before the logger is quiesced, freed after.
-    disk: Disk<Logger>,
+    disk: IfBrick<Logger>,
     /// Stopped after the disk is gone.
     logger_thread: KThread<Logger>,
     /// Stopped after the logger thread.
@@ -39,7 +43,8 @@ struct Primary {
 pub(crate) struct Resource {
     name: KVec<u8>,
     primary: Option<Primary>,
-    dev: Option<Arc<BackingDevice>>,
+    /// The data device.
+    dev: Option<Arc<BioBrick>>,
     /// The logfile whose damage stopped the replay at attach; reported until detach.
     damaged: Option<KVec<u8>>,
     /// The newest `marsadm log-rotate` request a rotation was asked for.
@@ -97,8 +102,8 @@ impl Resource {
         if self.dev.is_some() {
             return Ok(());
         }
-        let dev = BackingDevice::open(&KPath::join(&[path])?)?;
-        let have = dev.sectors().saturating_mul(512);
+        let dev = BioBrick::open(&KPath::join(&[path])?)?;
+        let have = dev.size();
         if have < size {
             pr_err!(
                 "resource {}: data device {} has {} bytes, less than the resource size {}\n",
@@ -120,8 +125,8 @@ impl Resource {
             }
             let start = if number == from.file { from.offset } else { 0 };
             let name = logfiles::name(number, host)?;
-            let file = KFile::open(&logfiles::path(&dir, number, host)?, OpenMode::Read)?;
-            let done = replay(&file, start, &dev)?;
+            let log = SioBrick::open(&logfiles::path(&dir, number, host)?)?;
+            let done = replay(&log, start, &dev)?;
             pr_info!(
                 "resource {}: replayed {} records of {} from offset {}, {}\n",
                 kernel::str::BStr::from_bytes(&self.name),
@@ -179,7 +184,7 @@ impl Resource {
         let write_back_thread = KThread::spawn(c"mars_writeback", wb.clone())?;
         let logger = Arc::pin_init(Logger::new(&self.name, dir, wb.clone(), log, status.clone())?, GFP_KERNEL)?;
         let logger_thread = KThread::spawn(c"mars_logger", logger.clone())?;
-        let disk = Disk::create(&self.name, size / 512, logger.clone())?;
+        let disk = IfBrick::create(&self.name, size, logger.clone())?;
         pr_info!(
             "resource {}: primary, logging to {}\n",
             kernel::str::BStr::from_bytes(&self.name),

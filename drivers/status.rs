@@ -106,6 +106,12 @@ impl ModuleStatus {
         self.state.lock().clock.tick(kx::time::real_time_nanos())
     }
 
+    /// Issues `count` consecutive stamps for events that happen together (the records of one
+    /// logged batch: one lock round trip per batch, not per record); returns the first.
+    pub(crate) fn tick_many(&self, count: u64) -> Stamp {
+        self.state.lock().clock.tick_many(kx::time::real_time_nanos(), count)
+    }
+
     /// The module's load-time settings.
     pub(crate) fn settings(&self) -> Settings {
         self.settings

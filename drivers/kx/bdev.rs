@@ -13,7 +13,7 @@ use kernel::prelude::*;
 use kernel::sync::atomic::{ordering, Atomic};
 use kernel::sync::{Arc, Completion};
 
-use super::iobuf::IoSlice;
+use super::iobuf::{IoSlice, IoSliceMut};
 use super::shim;
 use super::vfs::KPath;
 
@@ -105,6 +105,7 @@ impl IoGroup {
 enum IoOp {
     Write = shim::codes::IO_WRITE,
     Discard = shim::codes::IO_DISCARD,
+    Read = shim::codes::IO_READ,
 }
 
 /// Submits bios whose buffers are borrowed for `'a`; see [`io_scope`].
@@ -119,8 +120,9 @@ impl<'a> IoScope<'a> {
         // Count the bio before it exists: it may complete before `mars_bdev_submit` returns.
         self.group.pending.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
-        // SAFETY: `dev.file` is open; `buf` is null (discard) or `IoSlice` memory (kvmalloc, which
-        // the glue maps) valid for `len` bytes for `'a`, and `io_scope` waits for every bio first;
+        // SAFETY: `dev.file` is open; `buf` is null (discard) or `IoSlice`/`IoSliceMut` memory
+        // (kvmalloc, which the glue maps) valid for `len` bytes for `'a` (for writes into it, a
+        // read, borrowed mutably for `'a`), and `io_scope` waits for every bio before `'a` ends;
         // `private` is an `Arc<IoGroup>` reference that `mars_rust_io_done` takes back once.
         let ret = unsafe { shim::mars_bdev_submit(dev.file.as_ptr(), op as c_int, sector, buf.cast(), len, private) };
         if ret != 0 {
@@ -137,6 +139,12 @@ impl<'a> IoScope<'a> {
     pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: IoSlice<'a>) -> Result {
         let bytes = data.bytes();
         self.submit(dev, IoOp::Write, sector, bytes.as_ptr().cast_mut(), bytes.len())
+    }
+
+    /// Reads `into.len()` bytes (at most 1 MiB) at `sector` into `into`, a part of an `IoBuf`.
+    pub(crate) fn read(&self, dev: &'a BackingDevice, sector: u64, into: IoSliceMut<'a>) -> Result {
+        let bytes = into.bytes();
+        self.submit(dev, IoOp::Read, sector, bytes.as_mut_ptr(), bytes.len())
     }
 
     /// Discards `len` bytes at `sector`.

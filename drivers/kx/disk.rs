@@ -8,9 +8,10 @@ use kernel::bindings;
 use kernel::error::from_err_ptr;
 use kernel::ffi::c_void;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Completion};
 
 use super::bdev::BackingDevice;
+use super::iobuf::IoBuf;
 use super::shim::{self, codes, BioInfo};
 use super::vfs::KPath;
 use kernel::sync::atomic::{ordering, Atomic};
@@ -75,18 +76,14 @@ impl IncomingBio {
         self.info.durable != 0
     }
 
-    /// Copies a write's data into `buf`, which must hold exactly [`Self::size`] bytes.
-    pub(crate) fn copy_out(&self, buf: &mut [u8]) -> Result {
-        if buf.len() != self.info.size as usize {
-            return Err(EINVAL);
-        }
-        // SAFETY: `bio` is live (type invariant); `buf` has room for the bio's `size` bytes.
-        let n = unsafe { shim::mars_bio_copy_out(self.bio.as_ptr(), buf.as_mut_ptr().cast()) };
-        if n == buf.len() {
-            Ok(())
-        } else {
-            Err(EIO)
-        }
+    /// A copy of a write's data ([`Self::size`] bytes).
+    pub(crate) fn data(&self) -> Result<IoBuf> {
+        let bio = self.bio.as_ptr();
+        let len = self.info.size as usize;
+        // SAFETY: `bio` is live (type invariant); the glue copies the bio's data, `size` bytes,
+        // to the start of the room it is given (room for `len` = `size` bytes) and returns how
+        // many it copied.
+        unsafe { IoBuf::filled_by(len, |room| shim::mars_bio_copy_out(bio, room.cast())) }
     }
 
     /// Sends the bio on to the same sectors of `dev`, without waiting (so this is right in
@@ -124,22 +121,41 @@ impl Drop for IncomingBio {
     }
 }
 
-/// Counts bios sent on with [`IncomingBio::remap`] that have not completed yet.
+/// Counts bios sent on with [`IncomingBio::remap`] that have not completed yet; its owner waits
+/// for the last once no more are sent ([`Inflight::wait_idle`]).
+#[pin_data]
 pub(crate) struct Inflight {
+    /// Bios in flight, plus one until [`Inflight::wait_idle`] is called.
     count: Atomic<i64>,
+    /// Set by the first [`Inflight::wait_idle`].
+    closing: Atomic<i32>,
+    /// Completed when `count` reaches zero.
+    #[pin]
+    idle: Completion,
 }
 
 impl Inflight {
-    /// A counter at zero.
+    /// A counter with no bio in flight.
     pub(crate) fn new() -> Result<Arc<Inflight>> {
-        Ok(Arc::new(Inflight { count: Atomic::new(0) }, GFP_KERNEL)?)
+        Arc::pin_init(
+            pin_init!(Inflight { count: Atomic::new(1), closing: Atomic::new(0), idle <- Completion::new() }),
+            GFP_KERNEL,
+        )
     }
 
-    /// Waits (sleeping 1 ms at a time) until every counted bio has completed.
-    pub(crate) fn wait_idle(&self) {
-        while self.count.load(ordering::Acquire) != 0 {
-            kernel::time::delay::fsleep(kernel::time::Delta::from_millis(1));
+    fn put(&self) {
+        if self.count.fetch_sub(1, ordering::Full) == 1 {
+            self.idle.complete_all();
         }
+    }
+
+    /// Waits until every counted bio has completed. Call once no more bios are sent on (the
+    /// disk is removed); later calls return at once.
+    pub(crate) fn wait_idle(&self) {
+        if self.closing.xchg(1, ordering::Full) == 0 {
+            self.put();
+        }
+        self.idle.wait_for_completion();
     }
 }
 
@@ -152,7 +168,7 @@ impl Inflight {
 unsafe extern "C" fn mars_rust_remap_done(private: *mut c_void) {
     // SAFETY: see the function's safety contract.
     let inflight = unsafe { Arc::from_raw(private.cast::<Inflight>()) };
-    inflight.count.fetch_sub(1, ordering::Release);
+    inflight.put();
 }
 
 /// Handles the bios of a [`Disk`].

@@ -45,9 +45,7 @@ impl KFile {
         let flags = bindings::O_LARGEFILE
             | match mode {
                 OpenMode::Read => bindings::O_RDONLY,
-                OpenMode::CreateDirect => {
-                    bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL | bindings::O_DIRECT
-                }
+                OpenMode::CreateDirect => bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL | bindings::O_DIRECT,
             };
         let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
         // SAFETY: `path` is NUL-terminated (KPath invariant).
@@ -81,7 +79,8 @@ impl KFile {
         while done < buf.len() {
             let rest = buf.get_mut(done..).ok_or(EIO)?;
             // SAFETY: `file` is open; `rest` is valid for writes of `rest.len()` bytes.
-            let n = unsafe { bindings::kernel_read(self.file.as_ptr(), rest.as_mut_ptr().cast(), rest.len(), &mut pos) };
+            let n =
+                unsafe { bindings::kernel_read(self.file.as_ptr(), rest.as_mut_ptr().cast(), rest.len(), &mut pos) };
             let n = usize::try_from(n).map_err(|_| Error::from_errno(i32::try_from(n).unwrap_or(-5)))?;
             if n == 0 {
                 break;
@@ -102,6 +101,13 @@ impl KFile {
         let length = i64::try_from(length).map_err(|_| EINVAL)?;
         // SAFETY: `file` is open (type invariant).
         to_result(unsafe { super::shim::mars_vfs_truncate(self.file.as_ptr(), length) })
+    }
+
+    /// Size in bytes.
+    pub(crate) fn size(&self) -> u64 {
+        // SAFETY: `file` is open (type invariant).
+        let size = unsafe { super::shim::mars_vfs_size(self.file.as_ptr()) };
+        u64::try_from(size).unwrap_or(0)
     }
 
     /// Makes the file and all its metadata durable (for a directory: its entries).

@@ -34,11 +34,39 @@ impl IoBuf {
         Ok(IoBuf { bytes: KVVec::from_elem(0u8, len, GFP_KERNEL)? })
     }
 
+    /// A buffer of `len` bytes whose contents `fill` writes, without zeroing them first (for
+    /// data about to be copied in). `fill` gets the address of room for `len` bytes and returns
+    /// how many it wrote there; `EIO` (and the memory is freed) unless that is all `len`.
+    ///
+    /// # Safety
+    ///
+    /// `fill` writes only within the `len` bytes it is given, and the `n` it returns are the
+    /// first `n` of them, all written.
+    pub(super) unsafe fn filled_by(len: usize, fill: impl FnOnce(*mut u8) -> usize) -> Result<Self> {
+        let mut bytes = KVVec::<u8>::with_capacity(len, GFP_KERNEL)?;
+        let done = fill(bytes.as_mut_ptr());
+        if done != len {
+            return Err(EIO);
+        }
+        // SAFETY: the capacity is at least `len`, and `fill` wrote the first `len` bytes (the
+        // caller's contract).
+        unsafe { bytes.inc_len(len) };
+        // INVARIANT: KVVec allocates with kvmalloc.
+        Ok(IoBuf { bytes })
+    }
+
     /// The bytes `range`, for I/O; `EINVAL` if `range` is not within the buffer.
     pub(crate) fn slice(&self, range: Range<usize>) -> Result<IoSlice<'_>> {
         let bytes = self.bytes.get(range).ok_or(EINVAL)?;
         // INVARIANT: a part of this buffer.
         Ok(IoSlice { bytes })
+    }
+
+    /// The bytes `range`, for I/O that fills them; `EINVAL` if not within the buffer.
+    pub(crate) fn slice_mut(&mut self, range: Range<usize>) -> Result<IoSliceMut<'_>> {
+        let bytes = self.bytes.get_mut(range).ok_or(EINVAL)?;
+        // INVARIANT: a part of this buffer.
+        Ok(IoSliceMut { bytes })
     }
 
     /// The whole buffer, for I/O.
@@ -81,5 +109,21 @@ impl<'a> IoSlice<'a> {
     /// Length in bytes.
     pub(crate) fn len(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// A part of an [`IoBuf`], borrowed mutably for `'a`: where a read puts its data.
+///
+/// # Invariants
+///
+/// `bytes` lies within the memory of an [`IoBuf`] that lives for `'a`.
+pub(crate) struct IoSliceMut<'a> {
+    bytes: &'a mut [u8],
+}
+
+impl<'a> IoSliceMut<'a> {
+    /// The bytes.
+    pub(crate) fn bytes(self) -> &'a mut [u8] {
+        self.bytes
     }
 }

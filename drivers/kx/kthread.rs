@@ -15,6 +15,10 @@ pub(crate) trait Rounds: Send + Sync {
     /// Does one round of work and returns how many milliseconds to sleep before the next one (0:
     /// none; such a round must itself sleep while there is nothing to do).
     fn round(&self) -> u32;
+    /// Called (from the stopping thread) just before the thread is stopped: a round that waits on
+    /// its own wait queue must stop waiting from now on, so that the thread sees the stop. (The
+    /// pause between rounds needs nothing: stopping wakes it.)
+    fn stop(&self) {}
     /// Runs once in the thread after the last round, before it exits.
     fn finish(&self);
 }
@@ -67,6 +71,7 @@ impl<T: Rounds> KThread<T> {
 
 impl<T: Rounds> Drop for KThread<T> {
     fn drop(&mut self) {
+        self._body.stop();
         // SAFETY: `task` is a kthread we hold a reference on (type invariant); this wakes it,
         // waits for `thread_fn` to return, and drops our reference. `_body` is released after.
         unsafe { bindings::kthread_stop_put(self.task.as_ptr()) };

@@ -42,6 +42,8 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_mkdir(path: *const c_char, mode: u16) -> c_int;
     /// Cuts an open regular file to `length` bytes.
     pub(crate) fn mars_vfs_truncate(file: *mut bindings::file, length: i64) -> c_int;
+    /// Size in bytes of an open file.
+    pub(crate) fn mars_vfs_size(file: *mut bindings::file) -> i64;
     /// Lists a directory through `actor`.
     pub(crate) fn mars_vfs_list(path: *const c_char, actor: Option<ListActor>, private: *mut c_void) -> c_int;
 }
@@ -97,6 +99,8 @@ pub(crate) mod codes {
     pub(crate) const IO_WRITE: c_int = 1;
     /// `MARS_IO_DISCARD`.
     pub(crate) const IO_DISCARD: c_int = 2;
+    /// `MARS_IO_READ`.
+    pub(crate) const IO_READ: c_int = 3;
     /// `MARS_BIO_OTHER`: an incoming bio MARS does not handle.
     pub(crate) const BIO_OTHER: c_int = -1;
     /// `MARS_BIO_READ`.
@@ -111,18 +115,18 @@ pub(crate) mod codes {
     pub(crate) const BIO_WRITE_ZEROES: c_int = 4;
 
     /// In the order of `mars_blk_codes[]` in the header.
-    pub(super) const ALL: [c_int; 8] =
-        [IO_WRITE, IO_DISCARD, BIO_OTHER, BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES];
+    pub(super) const ALL: [c_int; 9] =
+        [IO_WRITE, IO_DISCARD, BIO_OTHER, BIO_READ, BIO_WRITE, BIO_FLUSH, BIO_DISCARD, BIO_WRITE_ZEROES, IO_READ];
 }
 
 unsafe extern "C" {
     /// `mars_blk_codes[]` of `drivers/mars_blk.h`: every operation code, as the C side has it.
-    static mars_blk_codes: [c_int; 8];
+    static mars_blk_codes: [c_int; 9];
 }
 
 /// `EINVAL` unless the C glue and [`codes`] agree on every operation code.
 pub(crate) fn check_codes() -> kernel::error::Result {
-    // SAFETY: `mars_blk_codes` is a `const` array of 8 ints defined in mars_blk.c; nothing
+    // SAFETY: `mars_blk_codes` is a `const` array of 9 ints defined in mars_blk.c; nothing
     // writes it, so reading it is a plain read of immutable data.
     let c_side = unsafe { mars_blk_codes };
     if c_side != codes::ALL {

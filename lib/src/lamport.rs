@@ -101,6 +101,15 @@ impl LamportClock {
         Stamp::new(next, self.host)
     }
 
+    /// Issues `count` (at least 1) consecutive stamps at once, for events that happen together
+    /// (the records of one logged batch): returns the first; the others follow it 1 ns apart, and
+    /// the next tick is after the last of them.
+    pub fn tick_many(&mut self, now_nanos: u64, count: u64) -> Stamp {
+        let first = self.tick(now_nanos);
+        self.last = first.nanos.saturating_add(count.saturating_sub(1));
+        first
+    }
+
     /// Takes note of a stamp received from elsewhere: later ticks will be greater than it.
     pub fn observe(&mut self, stamp: Stamp) {
         self.last = core::cmp::max(self.last, stamp.nanos);
@@ -143,6 +152,19 @@ mod tests {
         let s3 = c.tick(3_000);
         assert!(s1 < s2 && s2 < s3);
         assert_eq!(s3.nanos, 10_002);
+    }
+
+    #[test]
+    fn tick_many_reserves_consecutive_stamps() {
+        let mut c = LamportClock::new(A);
+        let first = c.tick_many(1_000, 5);
+        assert_eq!(first.nanos, 1_000);
+        assert_eq!(c.tick(1_000).nanos, 1_005);
+        let one = c.tick_many(0, 1);
+        assert_eq!(one.nanos, 1_006);
+        let none = c.tick_many(0, 0);
+        assert_eq!(none.nanos, 1_007);
+        assert_eq!(c.tick(0).nanos, 1_008);
     }
 
     #[test]
