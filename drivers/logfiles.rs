@@ -28,12 +28,18 @@ pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
     vfs::list(dir, |entry, _| {
         if let Ok((number, origin)) = parse_logfile_name(entry) {
             if origin == host {
+                // Kept sorted as it grows (a directory holds a handful of logfiles), so no
+                // general sort with its panic paths is needed.
                 found.push(number, GFP_KERNEL)?;
+                let mut i = found.len().saturating_sub(1);
+                while i > 0 && found.get(i - 1).is_some_and(|prev| *prev > number) {
+                    found.swap(i - 1, i);
+                    i -= 1;
+                }
             }
         }
         Ok(())
     })?;
-    found.sort_unstable();
     Ok(found)
 }
 

@@ -3,6 +3,7 @@
 
 #include <linux/crc32.h>
 #include <linux/proc_fs.h>
+#include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
 #include <linux/utsname.h>
@@ -33,4 +34,14 @@ ssize_t mars_host_name(char *buf, size_t size)
 u32 mars_crc32c(const void *p, size_t len)
 {
 	return ~crc32c(~0U, p, len);
+}
+
+unsigned int mars_noio_begin(void)
+{
+	return memalloc_noio_save();
+}
+
+void mars_noio_end(unsigned int flags)
+{
+	memalloc_noio_restore(flags);
 }

@@ -35,4 +35,11 @@ ssize_t mars_host_name(char *buf, size_t size);
  * kernel's crc32c(), which uses the CPU's CRC instructions where there are some. */
 u32 mars_crc32c(const void *p, size_t len);
 
+/*
+ * Marks the calling task so that none of its allocations recurse into I/O, until
+ * mars_noio_end(returned value): for the threads that MARS's own I/O waits on.
+ */
+unsigned int mars_noio_begin(void);
+void mars_noio_end(unsigned int flags);
+
 #endif /* MARS_SHIM_H */

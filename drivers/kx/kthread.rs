@@ -86,6 +86,10 @@ impl<T: Rounds> Drop for KThread<T> {
 unsafe extern "C" fn thread_fn<T: Rounds>(data: *mut c_void) -> c_int {
     // SAFETY: see the function's safety contract.
     let body = unsafe { &*data.cast::<T>() };
+    // MARS's threads are what its I/O waits for (the logger, the write-back): an allocation of
+    // theirs that reclaimed memory by writing to /dev/mars/NAME would wait for itself.
+    // SAFETY: no precondition; undone below on this same task.
+    let noio = unsafe { super::shim::mars_noio_begin() };
     // SAFETY: called from a kthread.
     while !unsafe { bindings::kthread_should_stop() } {
         let pause_ms = body.round();
@@ -100,5 +104,7 @@ unsafe extern "C" fn thread_fn<T: Rounds>(data: *mut c_void) -> c_int {
         unsafe { bindings::schedule_timeout_interruptible(jiffies) };
     }
     body.finish();
+    // SAFETY: ends the `mars_noio_begin` above, on the same task.
+    unsafe { super::shim::mars_noio_end(noio) };
     0
 }

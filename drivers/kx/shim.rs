@@ -27,6 +27,10 @@ unsafe extern "C" {
     pub(crate) fn mars_host_name(buf: *mut c_char, size: usize) -> isize;
     /// CRC-32C of `len` bytes at `p` by the kernel's `crc32c()`.
     pub(crate) fn mars_crc32c(p: *const c_void, len: usize) -> u32;
+    /// Makes the calling task's allocations GFP_NOIO until `mars_noio_end`.
+    pub(crate) fn mars_noio_begin() -> c_uint;
+    /// Ends a `mars_noio_begin`.
+    pub(crate) fn mars_noio_end(flags: c_uint);
 
     /// Creates the symlink `path` -> `target`.
     pub(crate) fn mars_vfs_symlink(path: *const c_char, target: *const c_char) -> c_int;

@@ -743,7 +743,8 @@ impl fmt::Write for ErrorText {
             let encoded = c.encode_utf8(&mut utf8).as_bytes();
             let end = self.len.saturating_add(encoded.len());
             match self.bytes.get_mut(self.len..end) {
-                Some(slot) => slot.copy_from_slice(encoded),
+                // Not `copy_from_slice`: that keeps a length-mismatch panic in the code.
+                Some(slot) => slot.iter_mut().zip(encoded).for_each(|(d, s)| *d = *s),
                 // Full: drop the rest quietly, a cut message is better than none.
                 None => return Ok(()),
             }

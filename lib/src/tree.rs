@@ -282,7 +282,9 @@ impl KeyBuf {
             // The parts add up to `len` <= MAX_KEY_LEN bytes, so every range lies in `bytes`.
             let end = key.len.saturating_add(part.len());
             if let Some(dst) = key.bytes.get_mut(key.len..end) {
-                dst.copy_from_slice(part);
+                // Byte by byte rather than `copy_from_slice`, which keeps a length-mismatch panic
+                // the compiler cannot rule out.
+                dst.iter_mut().zip(part.iter()).for_each(|(d, s)| *d = *s);
             }
             key.len = end;
         }
