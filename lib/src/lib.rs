@@ -13,10 +13,12 @@
 pub mod bytes;
 pub mod crc32c;
 pub mod errno;
+pub mod gossip;
 pub mod lamport;
 pub mod logrec;
 pub mod names;
 pub mod params;
+pub mod peer_link;
 pub mod proto;
 pub mod proto_msg;
 pub mod reconcile;

@@ -1,0 +1,171 @@
+//! The tree exchange between hosts: whom a host pulls from in a round, and what it asks for.
+//!
+//! Each strategy round a host pulls from a few peers (docs/cluster.md): every other member while
+//! the cluster is small, else [`FANOUT`] members chosen at random per round, so no host holds a
+//! connection to every other in a cluster of thousands and a change still reaches all of them in
+//! a number of rounds that grows with the logarithm of the cluster's size. A pull asks only for
+//! what the peer learned since the last complete pull from it ([`Pull`]), so a round costs bytes
+//! in proportion to what changed, and a host that was away catches up in one exchange.
+
+use crate::lamport::Stamp;
+use crate::tree_codec::EntryFilter;
+
+/// Peers pulled from per round in a cluster larger than `FANOUT + 1` hosts.
+pub const FANOUT: usize = 3;
+
+/// A small, fast pseudo-random generator (SplitMix64), seeded by the caller: the kernel seeds it
+/// from its random pool, the simulation from the seed it prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator starting from `seed`.
+    pub const fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (0 if `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        if n == 0 {
+            return 0;
+        }
+        // Multiply-shift: no modulo bias worth the name for the sizes used here.
+        ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+}
+
+/// Chooses the members host `me` pulls from this round, out of `members` hosts numbered
+/// `0..members` (`me` among them), into `out`; returns how many. Every other member if there
+/// are at most `out.len()` of them, else `out.len()` distinct ones at random.
+pub fn pick_peers(members: usize, me: usize, rng: &mut Rng, out: &mut [usize]) -> usize {
+    let others = members.saturating_sub(1);
+    if others <= out.len() {
+        let mut n = 0;
+        for (peer, slot) in (0..members).filter(|&p| p != me).zip(out.iter_mut()) {
+            *slot = peer;
+            n += 1;
+        }
+        return n;
+    }
+    let mut n = 0;
+    while n < out.len() {
+        // A random member other than `me`: draw among `others`, then skip over `me`.
+        let mut peer = rng.below(others);
+        if peer >= me {
+            peer += 1;
+        }
+        let taken = out.get(..n).is_some_and(|chosen| chosen.contains(&peer));
+        if let (false, Some(slot)) = (taken, out.get_mut(n)) {
+            *slot = peer;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// What a host knows about its pulls from one peer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pull {
+    /// Snapshot stamp of the last complete pull from the peer (`Stamp::ZERO`: none yet).
+    since: Stamp,
+}
+
+impl Pull {
+    /// No pull from the peer yet.
+    pub const fn new() -> Pull {
+        Pull { since: Stamp::ZERO }
+    }
+
+    /// What to ask the peer for: what it learned after the last complete pull, or everything.
+    pub fn filter(&self) -> EntryFilter {
+        if self.since == Stamp::ZERO {
+            EntryFilter::All
+        } else {
+            EntryFilter::LearnedAfter(self.since)
+        }
+    }
+
+    /// The `since_nanos` of a tree-request for [`Self::filter`] (docs/protocol.md).
+    pub fn since_nanos(&self) -> u64 {
+        self.since.nanos
+    }
+
+    /// A pull whose every entry has been applied completed; `snapshot` is the peer's stamp for it.
+    /// An interrupted pull must not be recorded: the next one asks again from the same point.
+    pub fn completed(&mut self, snapshot: Stamp) {
+        self.since = self.since.max(snapshot);
+    }
+
+    /// The snapshot of the last complete pull (this host's acknowledgement of the peer).
+    pub fn since(&self) -> Stamp {
+        self.since
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lamport::HostId;
+
+    #[test]
+    fn a_small_cluster_pulls_from_everyone() {
+        let mut rng = Rng::new(1);
+        let mut out = [0usize; FANOUT];
+        assert_eq!(pick_peers(1, 0, &mut rng, &mut out), 0);
+        assert_eq!(pick_peers(3, 1, &mut rng, &mut out), 2);
+        assert_eq!(out[..2], [0, 2]);
+        assert_eq!(pick_peers(4, 3, &mut rng, &mut out), 3);
+        assert_eq!(out, [0, 1, 2]);
+    }
+
+    #[test]
+    fn a_large_cluster_pulls_from_fanout_distinct_others() {
+        let mut rng = Rng::new(7);
+        let mut seen = [0u32; 50];
+        for round in 0..2000 {
+            let me = round % 50;
+            let mut out = [0usize; FANOUT];
+            assert_eq!(pick_peers(50, me, &mut rng, &mut out), FANOUT);
+            for (i, p) in out.iter().enumerate() {
+                assert!(*p < 50 && *p != me);
+                assert!(!out[..i].contains(p));
+                seen[*p] += 1;
+            }
+        }
+        // Every member is picked, roughly evenly (expected 120 each).
+        assert!(seen.iter().all(|&n| (60..200).contains(&n)), "{seen:?}");
+    }
+
+    #[test]
+    fn pulls_ask_for_everything_first_then_for_changes() {
+        let mut p = Pull::new();
+        assert_eq!(p.filter(), EntryFilter::All);
+        let snap = Stamp::new(500, HostId(9));
+        p.completed(snap);
+        assert_eq!(p.filter(), EntryFilter::LearnedAfter(snap));
+        assert_eq!(p.since_nanos(), 500);
+        // An older snapshot (a late reply of an earlier pull) never moves it back.
+        p.completed(Stamp::new(100, HostId(9)));
+        assert_eq!(p.since(), snap);
+    }
+
+    #[test]
+    fn rng_is_reproducible_and_below_stays_below() {
+        let mut a = Rng::new(42);
+        let mut b = Rng::new(42);
+        for n in 1..1000usize {
+            let x = a.below(n);
+            assert_eq!(x, b.below(n));
+            assert!(x < n);
+        }
+    }
+}
