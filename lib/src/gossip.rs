@@ -7,8 +7,8 @@
 //! what the peer learned since the last complete pull from it ([`Pull`]), so a round costs bytes
 //! in proportion to what changed, and a host that was away catches up in one exchange.
 
-use crate::lamport::Stamp;
-use crate::tree_codec::EntryFilter;
+use super::lamport::Stamp;
+use super::tree_codec::EntryFilter;
 
 /// Peers pulled from per round in a cluster larger than `FANOUT + 1` hosts.
 pub const FANOUT: usize = 3;
