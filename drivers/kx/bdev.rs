@@ -2,6 +2,7 @@
 
 //! Backing block devices, opened by path, and scoped I/O on them from kernel buffers.
 
+use core::cell::{Cell, OnceCell};
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::NonNull;
@@ -109,17 +110,47 @@ enum IoOp {
 }
 
 /// Submits bios whose buffers are borrowed for `'a`; see [`io_scope`].
+///
+/// The counter and the block plug are set up by the first bio: a scope that only does
+/// synchronous work (a file brick's requests) allocates nothing and plugs nothing. That matters:
+/// a task that sleeps with a plug started (as a synchronous direct write does) has its plugged
+/// bios sent on by kblockd, a detour of a context switch per request.
+///
+/// # Invariants
+///
+/// `plug` points to plug storage in the frame of the [`io_scope`] call that made this scope, on
+/// this task; `plugged` says whether it was started. The raw pointer also makes the scope neither
+/// `Send` nor `Sync`, so it never leaves that task.
 pub(crate) struct IoScope<'a> {
-    group: Arc<IoGroup>,
+    group: OnceCell<Arc<IoGroup>>,
+    plug: *mut bindings::blk_plug,
+    plugged: Cell<bool>,
     /// Invariant in `'a`: buffers must outlive the whole scope.
     _buffers: PhantomData<&'a mut &'a ()>,
 }
 
 impl<'a> IoScope<'a> {
+    /// The scope's counter, made (and the plug started) by the first bio.
+    fn group(&self) -> Result<&Arc<IoGroup>> {
+        if self.group.get().is_none() {
+            let group = Arc::pin_init(IoGroup::new(), GFP_KERNEL)?;
+            let _ = self.group.set(group);
+        }
+        if !self.plugged.get() {
+            // SAFETY: `plug` is storage in `io_scope`'s frame on this task (type invariant), not
+            // started yet; `blk_start_plug` initialises it and makes it this task's until
+            // `io_scope` finishes it, before its frame ends.
+            unsafe { bindings::blk_start_plug(self.plug) };
+            self.plugged.set(true);
+        }
+        self.group.get().ok_or(ENOMEM)
+    }
+
     fn submit(&self, dev: &'a BackingDevice, op: IoOp, sector: u64, buf: *mut u8, len: usize) -> Result {
+        let group = self.group()?;
         // Count the bio before it exists: it may complete before `mars_bdev_submit` returns.
-        self.group.pending.fetch_add(1, ordering::Relaxed);
-        let private = Arc::into_raw(self.group.clone()).cast::<c_void>().cast_mut();
+        group.pending.fetch_add(1, ordering::Relaxed);
+        let private = Arc::into_raw(group.clone()).cast::<c_void>().cast_mut();
         // SAFETY: `dev.file` is open; `buf` is null (discard) or `IoSlice`/`IoSliceMut` memory
         // (kvmalloc, which the glue maps) valid for `len` bytes for `'a` (for writes into it, a
         // read, borrowed mutably for `'a`), and `io_scope` waits for every bio before `'a` ends;
@@ -128,7 +159,7 @@ impl<'a> IoScope<'a> {
         if ret != 0 {
             // SAFETY: the bio was not submitted, so the reference is still ours to release.
             drop(unsafe { Arc::from_raw(private.cast::<IoGroup>()) });
-            self.group.put(0);
+            group.put(0);
             return Err(Error::from_errno(ret));
         }
         Ok(())
@@ -154,25 +185,27 @@ impl<'a> IoScope<'a> {
 }
 
 /// Runs `f`, which submits bios through the scope, then waits until every one of them has
-/// completed. Returns `f`'s error, else the first I/O error, else `f`'s value.
+/// completed. Returns `f`'s error, else the first I/O error, else `f`'s value. The bios go out
+/// under one block plug, as one batch to the driver.
 pub(crate) fn io_scope<'a, R>(f: impl FnOnce(&IoScope<'a>) -> Result<R>) -> Result<R> {
-    let group = Arc::pin_init(IoGroup::new(), GFP_KERNEL)?;
-    let scope = IoScope { group: group.clone(), _buffers: PhantomData };
     let mut plug = MaybeUninit::<bindings::blk_plug>::uninit();
-    // SAFETY: `blk_start_plug` initialises the plug and makes it this task's; it stays at this
-    // address, unmoved, until `blk_finish_plug` below on the same task, which unplugs it (sending
-    // on the bios `f` submitted, as one batch to the driver).
-    unsafe { bindings::blk_start_plug(plug.as_mut_ptr()) };
+    // INVARIANT: `plug` lives in this frame until after the scope is gone; not started.
+    let scope =
+        IoScope { group: OnceCell::new(), plug: plug.as_mut_ptr(), plugged: Cell::new(false), _buffers: PhantomData };
     let result = f(&scope);
-    // SAFETY: the plug was started above by this task and is finished exactly once.
-    unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
-    // Drop the scope's own count, then wait for the bios; only then may `'a` end.
-    group.put(0);
-    group.done.wait_for_completion();
-    let error = group.error.load(ordering::Relaxed);
-    let value = result?;
-    to_result(error)?;
-    Ok(value)
+    if scope.plugged.get() {
+        // SAFETY: the plug was started by `scope` on this task and is finished exactly once.
+        unsafe { bindings::blk_finish_plug(plug.as_mut_ptr()) };
+    }
+    if let Some(group) = scope.group.get() {
+        // Drop the scope's own count, then wait for the bios; only then may `'a` end.
+        group.put(0);
+        group.done.wait_for_completion();
+        let error = group.error.load(ordering::Relaxed);
+        result.and_then(|value| to_result(error).map(|()| value))
+    } else {
+        result
+    }
 }
 
 /// Completion of a bio submitted by an [`IoScope`]; called by the C glue from any context.
