@@ -4,10 +4,13 @@
 //! the cluster is small, else [`FANOUT`] members chosen at random per round, so no host holds a
 //! connection to every other in a cluster of thousands and a change still reaches all of them in
 //! a number of rounds that grows with the logarithm of the cluster's size. A pull asks only for
-//! what the peer learned since the last complete pull from it ([`Pull`]), so a round costs bytes
-//! in proportion to what changed, and a host that was away catches up in one exchange.
+//! what the peer learned since the last complete pull from it ([`Pull`]), and only from the parts
+//! of the tree where the two hosts differ ([`TreeDigest`]): so a round costs bytes in proportion
+//! to what changed, a converged cluster exchanges digests and nothing else, and a host that was
+//! away catches up in one exchange.
 
 use super::lamport::Stamp;
+use super::tree::EntryRef;
 use super::tree_codec::EntryFilter;
 
 /// Peers pulled from per round in a cluster larger than `FANOUT + 1` hosts.
@@ -111,6 +114,105 @@ impl Pull {
     }
 }
 
+/// Buckets of a [`TreeDigest`]: keys are spread over them by a hash of the key.
+pub const DIGEST_BUCKETS: usize = 64;
+
+/// 64-bit FNV-1a, continued from `hash` over `bytes`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Which digest bucket `key` falls in.
+pub fn bucket_of(key: &str) -> usize {
+    (fnv1a(FNV_OFFSET, key.as_bytes()) % DIGEST_BUCKETS as u64) as usize
+}
+
+/// A hash of a whole entry (key, value, stamp, tombstone flag), mixed so that XORs of many of them
+/// do not cancel by accident.
+pub fn entry_hash(entry: &EntryRef<'_>) -> u64 {
+    let mut h = fnv1a(FNV_OFFSET, entry.key.as_bytes());
+    h = fnv1a(h, &[0xff]);
+    h = fnv1a(h, entry.value.as_bytes());
+    h = fnv1a(h, &entry.stamp.nanos.to_le_bytes());
+    h = fnv1a(h, &entry.stamp.host.0.to_le_bytes());
+    h = fnv1a(h, &[u8::from(entry.deleted)]);
+    // SplitMix64's finaliser.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// A summary of a host's tree: per bucket, the XOR of the hashes of its entries. Kept up to date
+/// as entries are stored (`add` the new, `remove` the replaced one). Two hosts whose bucket
+/// digests are equal hold the same entries in that bucket (but for a 2^-64 chance), so a pull
+/// leaves those buckets out: the puller sends its digest, the server sends only entries of
+/// buckets where the digests differ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeDigest {
+    buckets: [u64; DIGEST_BUCKETS],
+}
+
+impl Default for TreeDigest {
+    fn default() -> TreeDigest {
+        TreeDigest::new()
+    }
+}
+
+impl TreeDigest {
+    /// The digest of an empty tree.
+    pub const fn new() -> TreeDigest {
+        TreeDigest { buckets: [0; DIGEST_BUCKETS] }
+    }
+
+    fn toggle(&mut self, entry: &EntryRef<'_>) {
+        if let Some(b) = self.buckets.get_mut(bucket_of(entry.key)) {
+            *b ^= entry_hash(entry);
+        }
+    }
+
+    /// Counts `entry`, newly stored.
+    pub fn add(&mut self, entry: &EntryRef<'_>) {
+        self.toggle(entry);
+    }
+
+    /// Stops counting `entry`, replaced or dropped.
+    pub fn remove(&mut self, entry: &EntryRef<'_>) {
+        self.toggle(entry);
+    }
+
+    /// The buckets where `self` and `other` differ, one bit per bucket.
+    pub fn differing(&self, other: &TreeDigest) -> u64 {
+        self.buckets.iter().zip(other.buckets.iter()).enumerate().fold(0u64, |mask, (i, (a, b))| {
+            if a != b {
+                mask | 1u64.checked_shl(i as u32).unwrap_or(0)
+            } else {
+                mask
+            }
+        })
+    }
+
+    /// The digest as it goes on the wire: 64 little-endian `u64`s.
+    pub fn buckets(&self) -> &[u64; DIGEST_BUCKETS] {
+        &self.buckets
+    }
+
+    /// A digest received from a peer.
+    pub const fn from_buckets(buckets: [u64; DIGEST_BUCKETS]) -> TreeDigest {
+        TreeDigest { buckets }
+    }
+}
+
+/// Whether a server sends `key` to a puller whose digest differs from its own in `differing`.
+pub fn bucket_wanted(key: &str, differing: u64) -> bool {
+    differing & 1u64.checked_shl(bucket_of(key) as u32).unwrap_or(0) != 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +258,34 @@ mod tests {
         // An older snapshot (a late reply of an earlier pull) never moves it back.
         p.completed(Stamp::new(100, HostId(9)));
         assert_eq!(p.since(), snap);
+    }
+
+    #[test]
+    fn digests_tell_equal_trees_and_point_at_the_differences() {
+        let s1 = Stamp::new(1, HostId(1));
+        let s2 = Stamp::new(2, HostId(1));
+        let a = EntryRef::live("resource-r0/primary", "node1", s1).unwrap();
+        let b = EntryRef::live("ips/ip-node2", "10.0.0.2", s1).unwrap();
+        let a2 = EntryRef::live("resource-r0/primary", "node2", s2).unwrap();
+        let mut x = TreeDigest::new();
+        let mut y = TreeDigest::new();
+        // Order does not matter.
+        x.add(&a);
+        x.add(&b);
+        y.add(&b);
+        y.add(&a);
+        assert_eq!(x.differing(&y), 0);
+        // A replaced entry shows up in its bucket only.
+        y.remove(&a);
+        y.add(&a2);
+        let diff = x.differing(&y);
+        assert_eq!(diff, 1u64 << bucket_of(a.key));
+        assert!(bucket_wanted(a.key, diff));
+        assert!(!bucket_wanted(b.key, diff) || bucket_of(b.key) == bucket_of(a.key));
+        // A tombstone differs from the live entry it replaces.
+        let t = EntryRef::tombstone("resource-r0/primary", s1).unwrap();
+        assert_ne!(entry_hash(&t), entry_hash(&a));
+        assert_eq!(TreeDigest::from_buckets(*x.buckets()), x);
     }
 
     #[test]

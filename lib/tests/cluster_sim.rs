@@ -14,15 +14,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use mars_core::gossip::{pick_peers, Pull, Rng, FANOUT};
+use mars_core::gossip::{bucket_wanted, pick_peers, Pull, Rng, TreeDigest, DIGEST_BUCKETS, FANOUT};
 use mars_core::lamport::{HostId, LamportClock, Stamp};
 use mars_core::tree::{supersedes, EntryRef};
 use mars_core::tree_codec::{encoded_len, EntryFilter};
 
 /// Simulated time per strategy round.
 const ROUND_NS: u64 = 1_000_000_000;
-/// Frame header + tree-request + tree-data framing of one pull, bytes (docs/protocol.md).
-const PULL_OVERHEAD: u64 = 32 + 8 + 32 + 17 + 24;
+/// Frame header + tree-request (since, digest) + tree-data framing of one pull, bytes.
+const PULL_OVERHEAD: u64 = 32 + 8 + 8 * DIGEST_BUCKETS as u64 + 32 + 17 + 24;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Stored {
@@ -46,6 +46,8 @@ struct Host {
     tree: HashMap<String, Stored>,
     /// Learned stamp -> key, for deltas without a scan.
     by_learned: BTreeMap<Stamp, String>,
+    /// Summary of `tree`, sent with each pull.
+    digest: TreeDigest,
     pulls: HashMap<usize, Pull>,
     down_until: u64,
 }
@@ -65,7 +67,9 @@ impl Host {
             let learned = self.clock.tick(self.now(round));
             if let Some(old) = self.tree.get(key) {
                 self.by_learned.remove(&old.learned);
+                self.digest.remove(&old.entry(key));
             }
+            self.digest.add(&incoming.entry(key));
             let stored = Stored { learned, ..incoming.clone() };
             self.by_learned.insert(learned, key.to_string());
             self.tree.insert(key.to_string(), stored);
@@ -82,8 +86,10 @@ impl Host {
         entry
     }
 
-    /// Serves a pull: a snapshot stamp and every entry learned after the filter's stamp.
-    fn serve(&mut self, filter: EntryFilter, round: u64) -> (Stamp, Vec<(String, Stored)>) {
+    /// Serves a pull: a snapshot stamp and every entry learned after the filter's stamp, of the
+    /// buckets where the puller's digest differs from this host's.
+    fn serve(&mut self, filter: EntryFilter, theirs: &TreeDigest, round: u64) -> (Stamp, Vec<(String, Stored)>) {
+        let differing = self.digest.differing(theirs);
         let snapshot = self.clock.tick(self.now(round));
         let from = match filter {
             EntryFilter::All => Stamp::ZERO,
@@ -92,7 +98,7 @@ impl Host {
         let entries = self
             .by_learned
             .range(from..)
-            .filter(|(learned, _)| filter.selects(**learned))
+            .filter(|(learned, key)| filter.selects(**learned) && bucket_wanted(key, differing))
             .map(|(_, key)| (key.clone(), self.tree[key].clone()))
             .collect();
         (snapshot, entries)
@@ -150,6 +156,7 @@ impl Cluster {
                     skew_ns,
                     tree: HashMap::new(),
                     by_learned: BTreeMap::new(),
+                    digest: TreeDigest::new(),
                     pulls: HashMap::new(),
                     down_until: 0,
                 }
@@ -226,7 +233,8 @@ impl Cluster {
                     continue; // connect fails
                 }
                 let filter = self.hosts[client].pulls.get(&server).copied().unwrap_or_default().filter();
-                let (snapshot, entries) = self.hosts[server].serve(filter, round);
+                let theirs = self.hosts[client].digest;
+                let (snapshot, entries) = self.hosts[server].serve(filter, &theirs, round);
                 self.bytes += PULL_OVERHEAD + entries.iter().map(|(k, s)| encoded_len(&s.entry(k)) as u64).sum::<u64>();
                 if let Some(c) = chaos {
                     if self.rng.below(1000) < c.loss_pm as usize {
