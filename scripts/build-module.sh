@@ -4,8 +4,11 @@
 source "$(dirname "$0")/common.sh"
 
 KDIR=${KDIR:-$("$MARS_ROOT/scripts/kernel.sh")}
+# The compiler the tree was built with (LLVM=-19 for the KASAN variant), as scripts/kernel.sh
+# recorded it.
+read -r -a make_args < <(cat "$KDIR/.mars-make-args" 2>/dev/null || true) || true
 log "building mars.ko against $KDIR"
-make -C "$KDIR" M="$MARS_ROOT" CONFIG_MARS=m modules >"$MARS_LOGS/module-build.log" 2>&1 || {
+make -C "$KDIR" M="$MARS_ROOT" CONFIG_MARS=m "${make_args[@]}" modules >"$MARS_LOGS/module-build.log" 2>&1 || {
   grep -E -B2 -A12 'error(\[|:)' "$MARS_LOGS/module-build.log" | head -80 >&2
   die "mars.ko build failed: see $MARS_LOGS/module-build.log"
 }

@@ -7,21 +7,35 @@
 #
 # Environment:
 #   MARS_KERNEL_VARIANT=debug   build the debug variant (lockdep, kmemleak, KFENCE), cached apart
+#   MARS_KERNEL_VARIANT=kasan   build the KASAN variant with clang-19 (installed if missing)
 #   MARS_KERNEL_REFRESH=1       look up the newest 7.2 patch level even if a built tree exists
 source "$(dirname "$0")/common.sh"
 
 SERIES=7.2
 VARIANT=${MARS_KERNEL_VARIANT:-default}
-case "$VARIANT" in default|debug) ;; *) die "MARS_KERNEL_VARIANT must be 'default' or 'debug', not '$VARIANT'";; esac
+case "$VARIANT" in default|debug|kasan) ;; *) die "MARS_KERNEL_VARIANT must be 'default', 'debug' or 'kasan', not '$VARIANT'";; esac
 
 FRAGMENTS=("$MARS_ROOT/scripts/kernel-config.fragment")
 [ "$VARIANT" = debug ] && FRAGMENTS+=("$MARS_ROOT/scripts/kernel-config-debug.fragment")
+# Extra make arguments of a variant; recorded in the tree for scripts/build-module.sh.
+MAKE_ARGS=()
+if [ "$VARIANT" = kasan ]; then
+  FRAGMENTS+=("$MARS_ROOT/scripts/kernel-config-kasan.fragment")
+  MAKE_ARGS=(LLVM=-19)
+  if ! command -v clang-19 >/dev/null || ! command -v ld.lld-19 >/dev/null || ! command -v llvm-ar-19 >/dev/null; then
+    need_root
+    log "installing clang-19, lld-19, llvm-19 for the KASAN kernel"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang-19 lld-19 llvm-19 >"$MARS_LOGS/kernel-clang-install.log" 2>&1 \
+      || die "cannot install clang-19/lld-19/llvm-19: see $MARS_LOGS/kernel-clang-install.log"
+  fi
+fi
 
 command -v rustc >/dev/null && command -v bindgen >/dev/null && command -v vng >/dev/null \
   || die "build tools missing: run scripts/setup-host.sh first"
 
 # Everything but the source version goes into this part of the key.
 toolchain="$(rustc --version) | $(bindgen --version 2>&1 | head -1) | $(gcc --version | head -1)"
+[ "$VARIANT" = kasan ] && toolchain="$toolchain | $(clang-19 --version | head -1)"
 config_hash=$(cat "${FRAGMENTS[@]}" | sha256sum | cut -c1-12)
 tool_hash=$(printf '%s' "$toolchain" | sha256sum | cut -c1-8)
 KROOT="$MARS_KERNEL_CACHE"
@@ -93,7 +107,8 @@ while IFS= read -r line; do
   esac
 done < <(cat "${FRAGMENTS[@]}")
 log "configuring (vng --kconfig + ${#items[@]} fragment items / 2)"
-(cd "$tree" && vng --kconfig "${items[@]}" >"$tree/.mars-config.log" 2>&1) \
+# Make variables in the environment reach every make that vng runs (LLVM=-19 for kasan).
+(cd "$tree" && env "${MAKE_ARGS[@]}" vng --kconfig "${items[@]}" >"$tree/.mars-config.log" 2>&1) \
   || die "vng --kconfig failed: see $tree/.mars-config.log"
 # Every option the fragments ask for must have survived dependency resolution.
 while IFS= read -r line; do
@@ -103,12 +118,13 @@ while IFS= read -r line; do
   esac
 done < <(cat "${FRAGMENTS[@]}")
 printf '%s\n' "$toolchain" > "$tree/.mars-toolchain"
+printf '%s\n' "${MAKE_ARGS[*]}" > "$tree/.mars-make-args"
 
 # --- Build ---------------------------------------------------------------------------------------
 jobs=$(( $(nproc) + 1 ))
 log "building linux $version ($VARIANT) with -j$jobs: about 18 minutes on 2 cores; log: $tree/.mars-build.log"
 start=$(date +%s)
-if ! make -C "$tree" -j"$jobs" bzImage modules >"$tree/.mars-build.log" 2>&1; then
+if ! make -C "$tree" -j"$jobs" "${MAKE_ARGS[@]}" bzImage modules >"$tree/.mars-build.log" 2>&1; then
   df -Pm "$KROOT" | awk 'NR==2 && $4 < 1024 {print "disk full under '"$KROOT"'"}' >&2
   tail -30 "$tree/.mars-build.log" >&2
   die "kernel build failed: see $tree/.mars-build.log"
