@@ -151,10 +151,10 @@ impl<'a> IoScope<'a> {
         // Count the bio before it exists: it may complete before `mars_bdev_submit` returns.
         group.pending.fetch_add(1, ordering::Relaxed);
         let private = Arc::into_raw(group.clone()).cast::<c_void>().cast_mut();
-        // SAFETY: `dev.file` is open; `buf` is null (discard) or `IoSlice`/`IoSliceMut` memory
-        // (kvmalloc, which the glue maps) valid for `len` bytes for `'a` (for writes into it, a
-        // read, borrowed mutably for `'a`), and `io_scope` waits for every bio before `'a` ends;
-        // `private` is an `Arc<IoGroup>` reference that `mars_rust_io_done` takes back once.
+        // `buf` is null (discard) or `IoSlice`/`IoSliceMut` memory: kvmalloc, which the glue maps,
+        // valid (for a read: borrowed mutably) for `len` bytes for `'a`.
+        // SAFETY: `dev.file` is open; `buf` as above, and `io_scope` waits for every bio before
+        // `'a` ends; `private` is an `Arc<IoGroup>` reference `mars_rust_io_done` takes back once.
         let ret = unsafe { shim::mars_bdev_submit(dev.file.as_ptr(), op as c_int, sector, buf.cast(), len, private) };
         if ret != 0 {
             // SAFETY: the bio was not submitted, so the reference is still ours to release.

@@ -169,20 +169,10 @@ impl Link {
             State::Down { retry_at } if now >= retry_at => Action::Connect,
             State::Down { retry_at } => Action::Wait { until: retry_at },
             State::Connecting { since } => {
-                let deadline = since.saturating_add(CONNECT_TIMEOUT_MS);
-                if now >= deadline {
-                    self.fail(now, Failure::ConnectTimeout, random)
-                } else {
-                    Action::Wait { until: deadline }
-                }
+                self.by_deadline(now, since.saturating_add(CONNECT_TIMEOUT_MS), Failure::ConnectTimeout, random)
             }
             State::Handshaking { since } => {
-                let deadline = since.saturating_add(HANDSHAKE_TIMEOUT_MS);
-                if now >= deadline {
-                    self.fail(now, Failure::HandshakeTimeout, random)
-                } else {
-                    Action::Wait { until: deadline }
-                }
+                self.by_deadline(now, since.saturating_add(HANDSHAKE_TIMEOUT_MS), Failure::HandshakeTimeout, random)
             }
             State::Up { .. } => {
                 let dead_at = self.last_rx.saturating_add(DEAD_AFTER_MS);
@@ -195,6 +185,15 @@ impl Link {
                     Action::Wait { until: dead_at.min(keepalive_at) }
                 }
             }
+        }
+    }
+
+    /// Waits until `deadline`, or fails with `why` once it has passed.
+    fn by_deadline(&mut self, now: u64, deadline: u64, why: Failure, random: u64) -> Action {
+        if now >= deadline {
+            self.fail(now, why, random)
+        } else {
+            Action::Wait { until: deadline }
         }
     }
 
