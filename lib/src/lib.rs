@@ -10,6 +10,7 @@
 #![cfg_attr(not(any(mars_kernel, test)), no_std)]
 #![cfg_attr(mars_kernel, allow(unreachable_pub, dead_code))]
 
+pub mod addr;
 pub mod bytes;
 pub mod crc32c;
 pub mod errno;
@@ -23,6 +24,7 @@ pub mod proto;
 pub mod proto_msg;
 pub mod reconcile;
 pub mod resource_keys;
+pub mod session;
 pub mod sha256;
 pub mod tree;
 pub mod tree_codec;

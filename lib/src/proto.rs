@@ -375,6 +375,12 @@ pub enum ProtoError {
     ReflectedNonce,
     /// The peer's authentication proof is wrong.
     AuthFailed,
+    /// A valid message at the wrong time (a request before the handshake completed, a second
+    /// hello) or on the wrong channel.
+    Unexpected {
+        /// The message's type.
+        kind: MessageType,
+    },
 }
 
 impl ProtoError {
@@ -392,6 +398,7 @@ impl ProtoError {
             | ProtoError::ReflectedNonce
             | ProtoError::AuthFailed => ErrorCode::AUTH_FAILED,
             ProtoError::BufferTooSmall { .. } => ErrorCode::INTERNAL,
+            ProtoError::Unexpected { .. } => ErrorCode::PROTOCOL,
             ProtoError::BadMagic { .. }
             | ProtoError::HeaderChecksum { .. }
             | ProtoError::ReservedFlags { .. }
@@ -451,7 +458,10 @@ impl fmt::Display for ProtoError {
                 "no common protocol version: the peer speaks {peer_min} to {peer_max}, this MARS {MIN_VERSION} to \
                  {MAX_VERSION}"
             ),
-            ProtoError::WrongCluster => write!(f, "the peer belongs to a different cluster (cluster id mismatch)"),
+            ProtoError::WrongCluster => write!(
+                f,
+                "the peer belongs to a different cluster or has a different cluster secret (cluster id mismatch)"
+            ),
             ProtoError::PeerIsSelf => write!(f, "the peer uses this host's own name: a loop or an impostor"),
             ProtoError::UnexpectedPeer => {
                 write!(f, "the peer's host name is not the one this connection was made to")
@@ -460,6 +470,7 @@ impl fmt::Display for ProtoError {
             ProtoError::AuthFailed => {
                 write!(f, "authentication failed: the peer does not know this cluster's secret")
             }
+            ProtoError::Unexpected { kind } => write!(f, "protocol violation: unexpected {kind} message"),
         }
     }
 }
@@ -714,6 +725,12 @@ pub fn verify_proof(
 pub struct ErrorText {
     bytes: [u8; MAX_ERROR_TEXT],
     len: usize,
+}
+
+impl fmt::Debug for ErrorText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 impl Default for ErrorText {
