@@ -7,10 +7,12 @@
 pub(crate) mod apply;
 pub(crate) mod bio;
 pub(crate) mod brick;
+pub(crate) mod client;
 pub(crate) mod r#if;
 pub(crate) mod log_writer;
 pub(crate) mod ranges;
 pub(crate) mod replay;
+pub(crate) mod server;
 pub(crate) mod sio;
 pub(crate) mod trans_logger;
 pub(crate) mod write_back;

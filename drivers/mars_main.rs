@@ -12,16 +12,20 @@ use kernel::sync::Arc;
 #[path = "../bricks/mod.rs"]
 mod bricks;
 mod errors;
+mod handshake;
 mod kx;
 mod logfiles;
 #[path = "../lib/src/lib.rs"]
 mod mars_core;
+mod peers;
 mod replay_position;
 mod resource;
+mod secret;
 mod shown;
 mod status;
 mod strategy;
 mod tree_store;
+mod wire;
 
 use mars_core::params;
 

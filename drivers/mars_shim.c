@@ -3,6 +3,7 @@
 
 #include <linux/crc32.h>
 #include <linux/proc_fs.h>
+#include <linux/random.h>
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -34,6 +35,11 @@ ssize_t mars_host_name(char *buf, size_t size)
 u32 mars_crc32c(const void *p, size_t len)
 {
 	return ~crc32c(~0U, p, len);
+}
+
+void mars_random_bytes(void *buf, size_t len)
+{
+	get_random_bytes(buf, len);
 }
 
 unsigned int mars_noio_begin(void)

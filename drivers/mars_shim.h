@@ -42,4 +42,7 @@ u32 mars_crc32c(const void *p, size_t len);
 unsigned int mars_noio_begin(void);
 void mars_noio_end(unsigned int flags);
 
+/* Fills BUF with LEN bytes from the kernel's cryptographically secure generator. */
+void mars_random_bytes(void *buf, size_t len);
+
 #endif /* MARS_SHIM_H */

@@ -67,7 +67,7 @@ int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 	return err;
 }
 
-ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
+ssize_t mars_vfs_readlink_ctime(const char *path, char *buf, size_t size, u64 *ctime_ns)
 {
 	DEFINE_DELAYED_CALL(done);
 	struct path link_path;
@@ -81,6 +81,11 @@ ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
 		ret = -EINVAL;
 		goto out_put;
 	}
+	if (ctime_ns) {
+		struct timespec64 ts = inode_get_ctime(d_inode(link_path.dentry));
+
+		*ctime_ns = ts.tv_sec < 0 ? 0 : (u64)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+	}
 	target = vfs_get_link(link_path.dentry, &done);
 	if (IS_ERR(target)) {
 		ret = PTR_ERR(target);
@@ -91,6 +96,11 @@ ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
 out_put:
 	path_put(&link_path);
 	return ret;
+}
+
+ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
+{
+	return mars_vfs_readlink_ctime(path, buf, size, NULL);
 }
 
 /* Removes DIR/NAME: a directory (which must be empty) if IS_DIR, else any other entry. */

@@ -53,5 +53,5 @@ pub(crate) fn store(resource: &str, host: &str, pos: LogPos, status: &ModuleStat
     write!(value, "{},{}", tree_store::text(&name), pos.offset).map_err(|_| EINVAL)?;
     let key = Key::ReplayPosition { resource, host }.to_buf()?;
     let entry = EntryRef::live(key.as_str(), value.as_str(), status.tick())?;
-    tree_store::put(&entry, &mut TargetBuf::new()?)
+    status.store_entry(&entry)
 }

@@ -14,9 +14,12 @@ use kernel::time::{Instant, Monotonic};
 
 use crate::kx;
 use crate::mars_core::lamport::{HostId, LamportClock, Stamp};
-use crate::mars_core::tree::validate_host_name;
+use crate::mars_core::tree::{supersedes, validate_host_name, EntryRef};
 use crate::mars_core::VERSION;
+use crate::peers::NetworkView;
+use crate::shown::Shown;
 use crate::strategy::RoundResult;
+use crate::tree_store::{self, TargetBuf};
 use crate::Settings;
 
 /// This host's place in a cluster, as the last strategy round saw it.
@@ -71,6 +74,14 @@ pub(crate) struct ModuleStatus {
     /// Clock and counters.
     #[pin]
     state: Mutex<State>,
+    /// Serialises the module's writes of tree entries (the strategy's own and those merged from
+    /// peers), so that a read-compare-write of one key is never interleaved with another's.
+    /// A leaf lock: nothing else is taken while it is held.
+    #[pin]
+    tree: Mutex<()>,
+    /// The server and the peers as the strategy's last round saw them (`None`: not a member).
+    #[pin]
+    network: Mutex<Option<NetworkView>>,
 }
 
 impl ModuleStatus {
@@ -88,6 +99,8 @@ impl ModuleStatus {
                 State { clock, resources: 0, membership: Membership::Unknown, last_error: 0, rounds: 0 },
                 "mars_status"
             ),
+            tree <- kernel::new_mutex!((), "mars_tree"),
+            network <- kernel::new_mutex!(None, "mars_network"),
         })
     }
 
@@ -110,6 +123,33 @@ impl ModuleStatus {
     /// logged batch: one lock round trip per batch, not per record); returns the first.
     pub(crate) fn tick_many(&self, count: u64) -> Stamp {
         self.state.lock().clock.tick_many(kx::time::real_time_nanos(), count)
+    }
+
+    /// Stores `entry` in the tree (the caller has decided it is to replace what is stored).
+    pub(crate) fn store_entry(&self, entry: &EntryRef<'_>) -> Result {
+        let _tree = self.tree.lock();
+        tree_store::put(entry, &mut TargetBuf::new()?)
+    }
+
+    /// Stores `entry`, received from a peer, if it supersedes what is stored (the Lamport rule
+    /// of docs/tree.md), and takes note of its stamp; returns whether it was stored.
+    pub(crate) fn merge_entry(&self, entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result<bool> {
+        self.observe(entry.stamp);
+        let _tree = self.tree.lock();
+        let newer = {
+            let stored = tree_store::get(entry.key, buf)?;
+            supersedes(entry, stored.as_ref())
+        };
+        if newer {
+            tree_store::put(entry, buf)?;
+        }
+        Ok(newer)
+    }
+
+    /// Replaces what status shows about the network (`None`: this host takes no part).
+    pub(crate) fn set_network(&self, view: Option<NetworkView>) {
+        let old = core::mem::replace(&mut *self.network.lock(), view);
+        drop(old);
     }
 
     /// The module's load-time settings.
@@ -177,5 +217,24 @@ impl kx::proc::SeqShow for ModuleStatus {
         seq_print!(m, "interval_ms {}\n", self.settings.interval_ms);
         seq_print!(m, "port {}\n", self.settings.port);
         seq_print!(m, "log_rotate_mb {}\n", self.settings.log_rotate_bytes >> 20);
+        let network = self.network.lock();
+        let Some(net) = network.as_ref() else { return };
+        match net.listen {
+            Some(addr) => seq_print!(m, "listen {}\n", Shown(&addr)),
+            None => seq_print!(m, "listen none {}\n", net.listen_error.as_str()),
+        }
+        // One line per peer: name, address, then `field=value` pairs; the error text last, as
+        // it may hold spaces.
+        for p in net.peers.iter() {
+            let v = &p.view;
+            seq_print!(m, "peer {} {} tree={}", BStr::from_bytes(&p.name), Shown(&p.addr), v.state);
+            if let Some(up) = v.up_ms {
+                seq_print!(m, " up_ms={}", up);
+            }
+            if let Some(ago) = v.contact_ago_ms {
+                seq_print!(m, " contact_ago_ms={}", ago);
+            }
+            seq_print!(m, " failures={} pulls={} merged={} error={}\n", v.failures, v.pulls, v.merged, v.last_error.as_str());
+        }
     }
 }

@@ -19,6 +19,7 @@ use crate::mars_core::errno::describe;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use crate::mars_core::tree::{EntryRef, Key};
+use crate::peers::Peers;
 use crate::resource::Resource;
 use crate::status::{Membership, ModuleStatus};
 use crate::tree_store::{self, TargetBuf, TextBuf};
@@ -39,12 +40,20 @@ pub(crate) struct Strategy {
     /// Resources with a data device on this host; only the strategy thread uses them.
     #[pin]
     resources: Mutex<KVec<Resource>>,
+    /// The tree server and the clients of the peers; only the strategy thread uses them.
+    #[pin]
+    peers: Mutex<Peers>,
 }
 
 impl Strategy {
     /// Creates the strategy publishing into `status`, running a round every `interval_ms`.
     pub(crate) fn new(status: Arc<ModuleStatus>, interval_ms: u32) -> impl PinInit<Strategy> {
-        pin_init!(Strategy { status, interval_ms, resources <- kernel::new_mutex!(KVec::new(), "mars_resources") })
+        pin_init!(Strategy {
+            status,
+            interval_ms,
+            resources <- kernel::new_mutex!(KVec::new(), "mars_resources"),
+            peers <- kernel::new_mutex!(Peers::new(), "mars_peers"),
+        })
     }
 
     fn try_round(&self) -> Result<RoundResult> {
@@ -55,17 +64,28 @@ impl Strategy {
         }) {
             Ok(()) => {}
             Err(e) if e == ENOENT || e == ENOTDIR => {
-                return Ok(RoundResult { membership: Membership::NoMars, resources: 0 })
+                self.leave_network();
+                return Ok(RoundResult { membership: Membership::NoMars, resources: 0 });
             }
             Err(e) => return Err(e),
         }
         let host = self.status.host_str().ok_or(EINVAL)?;
         if !self.is_member(host)? {
+            self.leave_network();
             return Ok(RoundResult { membership: Membership::NotMember, resources });
         }
         self.publish_host_status(host, "alive", "1")?;
+        if let Err(e) = self.peers.lock().round(host, &self.status) {
+            pr_warn!("cannot keep up the peer connections: {}\n", crate::shown::Shown(&describe(e.to_errno())));
+        }
         self.reconcile_resources(host)?;
         Ok(RoundResult { membership: Membership::Member, resources })
+    }
+
+    /// Stops the server and the clients, if they run.
+    fn leave_network(&self) {
+        self.peers.lock().stop();
+        self.status.set_network(None);
     }
 
     /// Carries out the switches of every resource directory under /mars.
@@ -367,7 +387,7 @@ impl Strategy {
             pr_err!("resource {}: {}\n", resource, value);
         }
         let entry = EntryRef::live(key.as_str(), value, self.status.tick())?;
-        tree_store::put(&entry, &mut buf)
+        self.status.store_entry(&entry)
     }
 
     /// True if `ips/ip-HOST` exists (and is not deleted).
@@ -387,7 +407,7 @@ impl Strategy {
     fn publish_host_status(&self, host: &str, item: &str, value: &str) -> Result {
         let key = Key::HostStatus { host, item }.to_buf()?;
         let entry = EntryRef::live(key.as_str(), value, self.status.tick())?;
-        tree_store::put(&entry, &mut TargetBuf::new()?)
+        self.status.store_entry(&entry)
     }
 }
 
@@ -433,6 +453,8 @@ impl Rounds for Strategy {
     }
 
     fn finish(&self) {
+        // No more merges from peers while resources go down.
+        self.leave_network();
         // Tear down every resource: devices first, then loggers (draining), then data devices.
         let mut resources = self.resources.lock();
         let host = self.status.host_str().unwrap_or("");

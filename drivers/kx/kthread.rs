@@ -69,6 +69,13 @@ impl<T: Rounds> KThread<T> {
     }
 }
 
+impl<T: Rounds> KThread<T> {
+    /// The thread's work, for others to look at while it runs.
+    pub(crate) fn body(&self) -> &T {
+        &self._body
+    }
+}
+
 impl<T: Rounds> Drop for KThread<T> {
     fn drop(&mut self) {
         self._body.stop();

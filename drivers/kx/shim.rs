@@ -31,6 +31,8 @@ unsafe extern "C" {
     pub(crate) fn mars_noio_begin() -> c_uint;
     /// Ends a `mars_noio_begin`.
     pub(crate) fn mars_noio_end(flags: c_uint);
+    /// Fills `buf` with `len` random bytes (the kernel's CSPRNG).
+    pub(crate) fn mars_random_bytes(buf: *mut c_void, len: usize);
 
     /// Creates the symlink `path` -> `target`.
     pub(crate) fn mars_vfs_symlink(path: *const c_char, target: *const c_char) -> c_int;
@@ -38,6 +40,9 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_rename(dir: *const c_char, old_name: *const c_char, new_name: *const c_char) -> c_int;
     /// Copies a symlink's target into `buf`; length or negative errno.
     pub(crate) fn mars_vfs_readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize;
+    /// The same, and the link's change time in nanoseconds.
+    pub(crate) fn mars_vfs_readlink_ctime(path: *const c_char, buf: *mut c_char, size: usize, ctime_ns: *mut u64)
+        -> isize;
     /// Removes `dir/name`.
     pub(crate) fn mars_vfs_unlink(dir: *const c_char, name: *const c_char) -> c_int;
     /// Removes the empty directory `dir/name`.
@@ -92,6 +97,53 @@ unsafe extern "C" {
     pub(crate) fn mars_disk_put(disk: *mut bindings::gendisk);
     /// Openers of the whole disk.
     pub(crate) fn mars_disk_openers(disk: *mut bindings::gendisk) -> c_int;
+}
+
+// TCP sockets in `drivers/mars_net.c` (see `drivers/mars_net.h`). `struct socket` embeds a lock
+// whose lockdep map is empty without CONFIG_LOCKDEP, which rustc flags as not FFI-safe; only
+// pointers to it cross this boundary.
+#[allow(improper_ctypes)]
+unsafe extern "C" {
+    /// Creates a listening socket on an address (4 or 16 bytes) and port.
+    pub(crate) fn mars_sock_listen(
+        addr: *const u8,
+        addr_len: c_int,
+        port: u16,
+        backlog: c_int,
+        out: *mut *mut bindings::socket,
+    ) -> c_int;
+    /// Accepts a connection within a timeout.
+    pub(crate) fn mars_sock_accept(
+        listener: *mut bindings::socket,
+        timeout_ms: c_int,
+        out: *mut *mut bindings::socket,
+    ) -> c_int;
+    /// Creates an unconnected TCP socket for 4- or 16-byte addresses.
+    pub(crate) fn mars_sock_create(addr_len: c_int, out: *mut *mut bindings::socket) -> c_int;
+    /// Connects a socket within a timeout.
+    pub(crate) fn mars_sock_connect(
+        sock: *mut bindings::socket,
+        addr: *const u8,
+        addr_len: c_int,
+        port: u16,
+        timeout_ms: c_int,
+    ) -> c_int;
+    /// Sends a whole buffer within a timeout.
+    pub(crate) fn mars_sock_send(
+        sock: *mut bindings::socket,
+        buf: *const c_void,
+        len: usize,
+        timeout_ms: c_int,
+    ) -> c_int;
+    /// Receives exactly `len` bytes within a timeout; 0 if the peer closed first.
+    pub(crate) fn mars_sock_recv(sock: *mut bindings::socket, buf: *mut c_void, len: usize, timeout_ms: c_int)
+        -> c_int;
+    /// The peer's address (16 bytes of room) and port; returns the address length.
+    pub(crate) fn mars_sock_peer(sock: *mut bindings::socket, addr: *mut u8, port: *mut u16) -> c_int;
+    /// Shuts a socket down both ways.
+    pub(crate) fn mars_sock_shutdown(sock: *mut bindings::socket);
+    /// Releases a socket.
+    pub(crate) fn mars_sock_release(sock: *mut bindings::socket);
 }
 
 /// The operation codes of `drivers/mars_blk.h` (`enum mars_io_op`, `enum mars_bio_op`).

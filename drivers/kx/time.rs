@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Wall-clock time for Lamport stamps.
+//! Time: the wall clock for Lamport stamps, the monotonic clock for deadlines.
 
 use kernel::bindings;
 
@@ -12,4 +12,12 @@ pub(crate) fn real_time_nanos() -> u64 {
     let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
     let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
     secs.saturating_mul(1_000_000_000).saturating_add(nanos)
+}
+
+/// Milliseconds of the monotonic clock (since boot): for deadlines and backoff, which must not
+/// jump with the wall clock.
+pub(crate) fn monotonic_ms() -> u64 {
+    // SAFETY: no preconditions; callable from any context.
+    let ns = unsafe { bindings::ktime_get_mono_fast_ns() };
+    ns / 1_000_000
 }

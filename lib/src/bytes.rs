@@ -33,6 +33,13 @@ impl<'a> Writer<'a> {
         Writer { buf, pos: 0 }
     }
 
+    /// Goes on writing after the first `pos` bytes of `buf`, which an earlier writer wrote and
+    /// which count as written (at most `buf.len()`).
+    pub fn resume(buf: &'a mut [u8], pos: usize) -> Writer<'a> {
+        let pos = pos.min(buf.len());
+        Writer { buf, pos }
+    }
+
     /// Bytes written so far.
     pub fn position(&self) -> usize {
         self.pos

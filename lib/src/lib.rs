@@ -22,6 +22,7 @@ pub mod params;
 pub mod peer_link;
 pub mod proto;
 pub mod proto_msg;
+pub mod ratelimit;
 pub mod reconcile;
 pub mod resource_keys;
 pub mod session;

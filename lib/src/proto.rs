@@ -171,6 +171,15 @@ impl Channel {
         }
     }
 
+    /// The channel's name, as docs/protocol.md and the logs call it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Channel::Tree => "tree",
+            Channel::Replication => "replication",
+            Channel::Sync => "sync",
+        }
+    }
+
     /// Whether messages of type `kind` may be sent on this channel. Handshake, error and
     /// keepalive messages go on every channel.
     pub fn carries(self, kind: MessageType) -> bool {

@@ -6,6 +6,9 @@
 //! and a frame is refused by its header alone (type not expected now, payload longer than the
 //! receiver's buffer) before any of its payload is read.
 
+// A refusal carries the peer's text inline (no allocation here), so the error type is large.
+#![allow(clippy::result_large_err)]
+
 use core::fmt;
 
 use super::proto::{

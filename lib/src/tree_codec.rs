@@ -81,6 +81,15 @@ pub struct EncodedChunk {
     pub entries: u32,
 }
 
+/// How far a [`ChunkWriter`] got: bytes written (header included) and entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkState {
+    /// Bytes of the chunk so far, its header included.
+    pub len: usize,
+    /// Entries appended so far.
+    pub entries: u32,
+}
+
 /// Builds one chunk in a caller's buffer, entry by entry.
 pub struct ChunkWriter<'b> {
     w: Writer<'b>,
@@ -104,6 +113,21 @@ impl<'b> ChunkWriter<'b> {
         let mut w = Writer::new(out);
         w.zeros(CHUNK_HEADER_LEN).map_err(short_output)?;
         Ok(ChunkWriter { w, capacity, count: 0 })
+    }
+
+    /// Goes on with a chunk an earlier writer started in `out` and left at `state`, so that a
+    /// chunk can be filled across calls that each hold the buffer only briefly.
+    pub fn resume(out: &'b mut [u8], state: ChunkState) -> Result<ChunkWriter<'b>, TreeError> {
+        let capacity = out.len().min(MAX_CHUNK_LEN);
+        if state.len < CHUNK_HEADER_LEN || state.len > capacity {
+            return Err(TreeError::BufferTooSmall { needed: state.len.max(CHUNK_HEADER_LEN) });
+        }
+        Ok(ChunkWriter { w: Writer::resume(out, state.len), capacity, count: state.entries })
+    }
+
+    /// Where the chunk stands, for [`ChunkWriter::resume`].
+    pub fn state(&self) -> ChunkState {
+        ChunkState { len: self.w.position(), entries: self.count }
     }
 
     /// Appends `entry` if it fits: `Ok(true)` if appended, `Ok(false)` if the chunk is full
@@ -464,6 +488,29 @@ mod tests {
     use super::super::lamport::LamportClock;
     use super::super::tree::{gc_horizon, may_collect, supersedes};
     use super::*;
+
+    #[test]
+    fn a_resumed_writer_builds_the_same_chunk() {
+        let entries = [
+            EntryRef::live("uuid", "c1", Stamp::new(5, HostId(1))).unwrap(),
+            EntryRef::tombstone("ips/ip-a", Stamp::new(6, HostId(2))).unwrap(),
+            EntryRef::live("ips/ip-b", "10.0.0.2", Stamp::new(7, HostId(3))).unwrap(),
+        ];
+        let mut once = [0u8; 512];
+        let mut w = ChunkWriter::new(&mut once).unwrap();
+        entries.iter().for_each(|e| assert!(w.push(e).unwrap()));
+        let len = w.finish();
+        let mut parts = [0u8; 512];
+        let mut state = ChunkWriter::new(&mut parts).unwrap().state();
+        for e in &entries {
+            let mut w = ChunkWriter::resume(&mut parts, state).unwrap();
+            assert!(w.push(e).unwrap());
+            state = w.state();
+        }
+        assert_eq!(ChunkWriter::resume(&mut parts, state).unwrap().finish(), len);
+        assert_eq!(once[..len], parts[..len]);
+        assert!(ChunkWriter::resume(&mut parts, ChunkState { len: 3, entries: 0 }).is_err());
+    }
     use proptest::prelude::*;
     use std::collections::BTreeMap;
     use std::string::{String, ToString};
