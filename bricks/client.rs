@@ -22,16 +22,20 @@ use crate::kx::kthread::Rounds;
 use crate::kx::net::{SockAddr, Socket};
 use crate::kx::random;
 use crate::kx::time::monotonic_ms;
+use crate::mars_core::errno::{describe, Described};
 use crate::mars_core::gossip::Pull;
 use crate::mars_core::lamport::{HostId, Stamp};
-use crate::mars_core::peer_link::{Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS};
+use crate::mars_core::peer_link::{
+    Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS,
+};
 use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
 use crate::mars_core::session::{self, SessionError};
-use crate::mars_core::tree_codec::decode_chunk;
+use crate::mars_core::tree::Key;
+use crate::mars_core::tree_codec::{decode_chunk, ChunkWriter, CHUNK_HEADER_LEN, MAX_ENTRY_LEN};
 use crate::shown::Shown;
 use crate::status::ModuleStatus;
-use crate::tree_store::{TargetBuf, TextBuf};
+use crate::tree_store::{self, TargetBuf, TextBuf};
 use crate::wire::Wire;
 
 /// What others may look at and change while the thread runs.
@@ -198,13 +202,21 @@ impl Client {
         self.shared.lock().link.tcp_up(monotonic_ms());
         let Some(host) = self.status.host_str() else { return };
         let mut wire = Wire::new(&sock, Delta::from_millis(HANDSHAKE_TIMEOUT_MS as i64));
-        if let Err(why) = handshake::authenticate(&mut wire, Role::Client, host, Some(self.peer_str())) {
-            let failure = match (&why, why.code()) {
-                (_, Some(code)) => Failure::Protocol(code),
-                (Refusal::Session(SessionError::Io(e)), None) => Failure::Io(e.0.abs()),
-                _ => Failure::Closed,
-            };
-            return self.fail(failure, &why);
+        let peer = match handshake::authenticate(&mut wire, Role::Client, host, Some(self.peer_str())) {
+            Ok(p) => p,
+            Err(why) => {
+                let failure = match (&why, why.code()) {
+                    (_, Some(code)) => Failure::Protocol(code),
+                    (Refusal::Session(SessionError::Io(e)), None) => Failure::Io(e.0.abs()),
+                    _ => Failure::Closed,
+                };
+                return self.fail(failure, &why);
+            }
+        };
+        if peer.version >= MessageType::TreeAnnounce.since_version() {
+            if let Err(e) = self.announce(&mut wire, host) {
+                return self.fail(failure_of(&e), &e);
+            }
         }
         if own.rx.is_empty() {
             if own.rx.resize(MessageType::TreeData.max_payload_len(), 0, GFP_KERNEL).is_err() {
@@ -216,6 +228,24 @@ impl Client {
         shared.last_error = TextBuf::new();
         drop(shared);
         pr_info!("peer {}: connected to {} ({} channel)\n", self.peer_str(), Shown(&self.addr), self.channel.name());
+    }
+
+    /// Sends this host's membership entry, so that a peer learns of a host that just joined
+    /// without waiting for someone to pull from it.
+    fn announce(&self, wire: &mut Wire<'_>, host: &str) -> core::result::Result<(), SessionError<Described>> {
+        let nomem = || SessionError::Io(describe(ENOMEM.to_errno()));
+        let key = Key::HostAddress { host }.to_buf().map_err(|_| nomem())?;
+        let mut target = TargetBuf::new().map_err(|_| nomem())?;
+        let Ok(Some(entry)) = tree_store::get(key.as_str(), &mut target) else { return Ok(()) };
+        let mut chunk = [0u8; CHUNK_HEADER_LEN + MAX_ENTRY_LEN];
+        let mut w = ChunkWriter::new(&mut chunk).map_err(|_| nomem())?;
+        if !w.push(&entry).map_err(|_| nomem())? {
+            return Ok(());
+        }
+        let len = w.finish();
+        let mut scratch = [0u8; 64];
+        let message = Message::TreeAnnounce { chunk: chunk.get(..len).unwrap_or(&[]) };
+        session::send(wire, &message, 0, &mut scratch)
     }
 
     /// The connection, if up.
@@ -311,14 +341,13 @@ impl core::fmt::Display for ErrorWords<'_> {
 }
 
 /// The link failure a session error stands for.
-fn failure_of(e: &SessionError<crate::mars_core::errno::Described>) -> Failure {
+fn failure_of(e: &SessionError<Described>) -> Failure {
     match e {
         SessionError::Io(errno) => Failure::Io(errno.0.abs()),
         SessionError::Proto(p) => Failure::Protocol(p.code().0),
         SessionError::Refused { code, .. } => Failure::Protocol(code.0),
     }
 }
-
 
 impl Rounds for Client {
     fn round(&self) -> u32 {

@@ -26,10 +26,11 @@ use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
 use crate::mars_core::ratelimit::RateLimit;
 use crate::mars_core::session::{self, SessionError};
-use crate::mars_core::tree_codec::ChunkWriter;
+use crate::mars_core::tree::Key;
+use crate::mars_core::tree_codec::{decode_chunk, ChunkWriter};
 use crate::shown::Shown;
 use crate::status::ModuleStatus;
-use crate::tree_store;
+use crate::tree_store::{self, TargetBuf};
 use crate::wire::Wire;
 
 /// Sessions at most, over all peers.
@@ -74,7 +75,6 @@ impl Shared {
         }
     }
 }
-
 
 /// A running server on one channel; dropping it stops the listener and every session.
 pub(crate) struct ServerBrick {
@@ -131,7 +131,8 @@ impl Listener {
     fn admit(&self, sock: Socket) -> Result {
         let peer = sock.peer().ok();
         let mut sessions = self.sessions.lock();
-        let same_peer = sessions.iter().filter(|s| peer.is_some_and(|p| s.body().peer.is_some_and(|q| q.same_host(&p)))).count();
+        let same_peer =
+            sessions.iter().filter(|s| peer.is_some_and(|p| s.body().peer.is_some_and(|q| q.same_host(&p)))).count();
         if sessions.len() >= MAX_CONNECTIONS || same_peer >= MAX_PER_PEER {
             drop(sessions);
             self.shared.refused(
@@ -140,10 +141,8 @@ impl Listener {
             );
             return Ok(()); // `sock` is closed here.
         }
-        let session = Arc::new(
-            Session { sock, peer, shared: self.shared.clone(), done: AtomicBool::new(false) },
-            GFP_KERNEL,
-        )?;
+        let session =
+            Arc::new(Session { sock, peer, shared: self.shared.clone(), done: AtomicBool::new(false) }, GFP_KERNEL)?;
         sessions.push(KThread::spawn(c"mars_session", session)?, GFP_KERNEL)?;
         Ok(())
     }
@@ -155,7 +154,11 @@ impl Rounds for Listener {
         match self.sock.accept(Delta::from_secs(30)) {
             Ok(sock) => {
                 if let Err(e) = self.admit(sock) {
-                    pr_warn!("{} channel: cannot start a session: error {}\n", self.shared.channel.name(), e.to_errno());
+                    pr_warn!(
+                        "{} channel: cannot start a session: error {}\n",
+                        self.shared.channel.name(),
+                        e.to_errno()
+                    );
                 }
                 0
             }
@@ -224,7 +227,10 @@ impl Session {
         let mut request = [0u8; REQUEST_BUF];
         let channel = self.shared.channel;
         loop {
-            let expect = |kind: MessageType| kind == MessageType::Keepalive || (channel.carries(kind) && is_request(kind));
+            let expect = |kind: MessageType| {
+                kind == MessageType::Keepalive
+                    || (channel.carries(kind) && (is_request(kind) || kind == MessageType::TreeAnnounce))
+            };
             let (header, message) = match session::recv(&mut wire, &mut request, expect) {
                 Ok(frame) => frame,
                 Err(SessionError::Proto(e)) => {
@@ -234,7 +240,7 @@ impl Session {
                 // The peer went away, fell silent or refused something: nothing to serve.
                 Err(_) => return,
             };
-            if serve(&mut wire, status, header.request_id, &message).is_err() {
+            if serve(&mut wire, status, peer.name(), header.request_id, &message).is_err() {
                 return;
             }
         }
@@ -253,17 +259,47 @@ fn is_request(kind: MessageType) -> bool {
     )
 }
 
-/// Answers one request (the dispatch that the replication and sync channels plug into).
-fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, message: &Message<'_>) -> Result {
+/// Answers one request of the authenticated `peer` (the dispatch that the replication and
+/// sync channels plug into).
+fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, message: &Message<'_>) -> Result {
     match *message {
         Message::Keepalive { .. } => Ok(()),
         Message::TreeRequest { since_nanos } => serve_tree(wire, id, since_nanos),
+        Message::TreeAnnounce { chunk } => take_announce(wire, status, peer, chunk),
         _ => {
-            let _ = status;
             session::send_error(wire, &ProtoError::Unexpected { kind: message.kind() }, id);
             Err(EINVAL)
         }
     }
+}
+
+/// A tree-announce: the peer's own membership entry, merged by the Lamport rule. Any other key
+/// in it is left alone: a peer speaks for itself only.
+fn take_announce(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, chunk: &[u8]) -> Result {
+    let entries = match decode_chunk(chunk) {
+        Ok(e) => e,
+        Err(e) => {
+            session::send_error(
+                wire,
+                &ProtoError::Invalid { field: "announced chunk", why: "not a valid tree chunk" },
+                0,
+            );
+            pr_info!("tree channel: bad announce from {}: {}\n", peer, Shown(&e));
+            return Err(EINVAL);
+        }
+    };
+    let own_key = Key::HostAddress { host: peer }.to_buf()?;
+    let mut buf = TargetBuf::new()?;
+    for entry in entries {
+        let Ok(entry) = entry else {
+            session::send_error(wire, &ProtoError::Invalid { field: "announced entry", why: "malformed" }, 0);
+            return Err(EINVAL);
+        };
+        if entry.key == own_key.as_str() && status.merge_entry(&entry, &mut buf)? {
+            pr_info!("tree channel: {} announced itself as a member\n", peer);
+        }
+    }
+    Ok(())
 }
 
 /// A tree-request: every entry this host stored at or after `since_nanos`, in chunks.

@@ -104,7 +104,8 @@ impl Peers {
                     p.client.body().pull_soon();
                 }
                 None => {
-                    let client = Arc::pin_init(Client::new(&member.name, addr, Channel::Tree, status.clone())?, GFP_KERNEL)?;
+                    let client =
+                        Arc::pin_init(Client::new(&member.name, addr, Channel::Tree, status.clone())?, GFP_KERNEL)?;
                     client.pull_soon();
                     let thread = KThread::spawn(c"mars_client", client)?;
                     let mut name = KVec::with_capacity(member.name.len(), GFP_KERNEL)?;

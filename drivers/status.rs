@@ -34,7 +34,13 @@ pub(crate) enum Membership {
     NotMember,
     /// This host is a member of the cluster in /mars.
     Member,
+    /// This host left the cluster moments ago: its server still answers, so that its peers
+    /// learn of the deletion of its `ips/ip-HOST` (for [`LEAVE_GRACE_NS`]).
+    Leaving,
 }
+
+/// How long a host that left still serves its tree.
+pub(crate) const LEAVE_GRACE_NS: u64 = 30_000_000_000;
 
 impl Membership {
     /// The word shown in `/proc/mars/status`.
@@ -44,6 +50,7 @@ impl Membership {
             Membership::NoMars => "no-mars",
             Membership::NotMember => "not-member",
             Membership::Member => "member",
+            Membership::Leaving => "leaving",
         }
     }
 }
@@ -234,7 +241,14 @@ impl kx::proc::SeqShow for ModuleStatus {
             if let Some(ago) = v.contact_ago_ms {
                 seq_print!(m, " contact_ago_ms={}", ago);
             }
-            seq_print!(m, " failures={} pulls={} merged={} error={}\n", v.failures, v.pulls, v.merged, v.last_error.as_str());
+            seq_print!(
+                m,
+                " failures={} pulls={} merged={} error={}\n",
+                v.failures,
+                v.pulls,
+                v.merged,
+                v.last_error.as_str()
+            );
         }
     }
 }

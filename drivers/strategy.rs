@@ -21,7 +21,7 @@ use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::peers::Peers;
 use crate::resource::Resource;
-use crate::status::{Membership, ModuleStatus};
+use crate::status::{Membership, ModuleStatus, LEAVE_GRACE_NS};
 use crate::tree_store::{self, TargetBuf, TextBuf};
 
 /// What one round found out.
@@ -70,9 +70,13 @@ impl Strategy {
             Err(e) => return Err(e),
         }
         let host = self.status.host_str().ok_or(EINVAL)?;
-        if !self.is_member(host)? {
-            self.leave_network();
-            return Ok(RoundResult { membership: Membership::NotMember, resources });
+        match self.membership(host)? {
+            Membership::Member => {}
+            Membership::Leaving => return Ok(RoundResult { membership: Membership::Leaving, resources }),
+            other => {
+                self.leave_network();
+                return Ok(RoundResult { membership: other, resources });
+            }
         }
         self.publish_host_status(host, "alive", "1")?;
         if let Err(e) = self.peers.lock().round(host, &self.status) {
@@ -390,16 +394,23 @@ impl Strategy {
         self.status.store_entry(&entry)
     }
 
-    /// True if `ips/ip-HOST` exists (and is not deleted).
-    fn is_member(&self, host: &str) -> Result<bool> {
+    /// Member if `ips/ip-HOST` exists (and is not deleted); leaving for a while after it was
+    /// deleted (the server goes on answering meanwhile), then not a member.
+    fn membership(&self, host: &str) -> Result<Membership> {
         let key = Key::HostAddress { host }.to_buf()?;
         let mut buf = TargetBuf::new()?;
         match tree_store::get(key.as_str(), &mut buf)? {
             Some(entry) => {
                 self.status.observe(entry.stamp);
-                Ok(!entry.deleted)
+                if !entry.deleted {
+                    Ok(Membership::Member)
+                } else if entry.stamp.nanos.saturating_add(LEAVE_GRACE_NS) > crate::kx::time::real_time_nanos() {
+                    Ok(Membership::Leaving)
+                } else {
+                    Ok(Membership::NotMember)
+                }
             }
-            None => Ok(false),
+            None => Ok(Membership::NotMember),
         }
     }
 

@@ -139,8 +139,11 @@ fn walk_dir(
             key.push(b'/', GFP_KERNEL)?;
         }
         key.extend_from_slice(name, GFP_KERNEL)?;
-        let result =
-            if is_link == 1 { visit_link(key, since_ns, target, f) } else { walk_dir(key, depth + 1, since_ns, target, f) };
+        let result = if is_link == 1 {
+            visit_link(key, since_ns, target, f)
+        } else {
+            walk_dir(key, depth + 1, since_ns, target, f)
+        };
         key.truncate(base);
         result?;
     }
@@ -148,12 +151,7 @@ fn walk_dir(
 }
 
 /// Hands the entry stored as the symlink `/mars/KEY` to `f` if it changed at or after `since_ns`.
-fn visit_link(
-    key: &[u8],
-    since_ns: u64,
-    target: &mut TargetBuf,
-    f: &mut dyn FnMut(&EntryRef<'_>) -> Result,
-) -> Result {
+fn visit_link(key: &[u8], since_ns: u64, target: &mut TargetBuf, f: &mut dyn FnMut(&EntryRef<'_>) -> Result) -> Result {
     let path = KPath::join(&[ROOT, b"/", key])?;
     let (len, ctime) = match vfs::readlink_ctime(&path, &mut target.0) {
         Ok(found) => found,

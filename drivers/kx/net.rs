@@ -141,7 +141,13 @@ impl Socket {
         // SAFETY: `self.sock` is a live socket (type invariant); `addr.octets()` holds
         // `c_len()` bytes.
         to_result(unsafe {
-            shim::mars_sock_connect(self.sock.as_ptr(), addr.octets().as_ptr(), addr.c_len(), addr.port, millis(timeout))
+            shim::mars_sock_connect(
+                self.sock.as_ptr(),
+                addr.octets().as_ptr(),
+                addr.c_len(),
+                addr.port,
+                millis(timeout),
+            )
         })
     }
 

@@ -41,8 +41,12 @@ unsafe extern "C" {
     /// Copies a symlink's target into `buf`; length or negative errno.
     pub(crate) fn mars_vfs_readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize;
     /// The same, and the link's change time in nanoseconds.
-    pub(crate) fn mars_vfs_readlink_ctime(path: *const c_char, buf: *mut c_char, size: usize, ctime_ns: *mut u64)
-        -> isize;
+    pub(crate) fn mars_vfs_readlink_ctime(
+        path: *const c_char,
+        buf: *mut c_char,
+        size: usize,
+        ctime_ns: *mut u64,
+    ) -> isize;
     /// Removes `dir/name`.
     pub(crate) fn mars_vfs_unlink(dir: *const c_char, name: *const c_char) -> c_int;
     /// Removes the empty directory `dir/name`.

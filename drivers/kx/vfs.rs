@@ -90,8 +90,7 @@ pub(crate) fn readlink_ctime(path: &KPath, buf: &mut [u8]) -> Result<(usize, u64
     let mut ctime = 0u64;
     // SAFETY: `path` is NUL-terminated (KPath invariant); `buf` is valid for writes of
     // `buf.len()` bytes and the shim writes at most that many; `ctime` is a valid u64.
-    let ret =
-        unsafe { shim::mars_vfs_readlink_ctime(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), &mut ctime) };
+    let ret = unsafe { shim::mars_vfs_readlink_ctime(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), &mut ctime) };
     if ret < 0 {
         return Err(c_int::try_from(ret).map_or(EINVAL, Error::from_errno));
     }

@@ -29,7 +29,7 @@ pub const HEADER_LEN: usize = 32;
 /// Lowest protocol version this code speaks.
 pub const MIN_VERSION: u16 = 1;
 /// Highest protocol version this code speaks; frames other than hellos are sent with it.
-pub const MAX_VERSION: u16 = 1;
+pub const MAX_VERSION: u16 = 2;
 /// Largest payload of any frame: the bulk data limit plus room for the fields around it.
 pub const MAX_PAYLOAD: usize = MAX_DATA + 256;
 /// Largest frame, header included: the receive buffer that holds any frame.
@@ -55,6 +55,8 @@ pub enum MessageType {
     TreeRequest,
     /// [`Message::TreeData`]
     TreeData,
+    /// [`Message::TreeAnnounce`]
+    TreeAnnounce,
     /// [`Message::LogListRequest`]
     LogListRequest,
     /// [`Message::LogList`]
@@ -75,13 +77,14 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, in code order.
-    pub const ALL: [MessageType; 14] = [
+    pub const ALL: [MessageType; 15] = [
         MessageType::Hello,
         MessageType::AuthProof,
         MessageType::Error,
         MessageType::Keepalive,
         MessageType::TreeRequest,
         MessageType::TreeData,
+        MessageType::TreeAnnounce,
         MessageType::LogListRequest,
         MessageType::LogList,
         MessageType::LogFetch,
@@ -101,6 +104,7 @@ impl MessageType {
             MessageType::Keepalive => 4,
             MessageType::TreeRequest => 16,
             MessageType::TreeData => 17,
+            MessageType::TreeAnnounce => 18,
             MessageType::LogListRequest => 32,
             MessageType::LogList => 33,
             MessageType::LogFetch => 34,
@@ -117,6 +121,16 @@ impl MessageType {
         MessageType::ALL.into_iter().find(|t| t.code() == code)
     }
 
+    /// The protocol version that brought this type: its frames carry this version, and a frame
+    /// of an older version with this type code is of an unknown type. A side sends a type only
+    /// on a connection whose negotiated version has it.
+    pub const fn since_version(self) -> u16 {
+        match self {
+            MessageType::TreeAnnounce => 2,
+            _ => 1,
+        }
+    }
+
     /// Largest payload a message of this type can have (at most [`MAX_PAYLOAD`]).
     pub const fn max_payload_len(self) -> usize {
         max_payload_len(self)
@@ -131,6 +145,7 @@ impl MessageType {
             MessageType::Keepalive => "keepalive",
             MessageType::TreeRequest => "tree-request",
             MessageType::TreeData => "tree-data",
+            MessageType::TreeAnnounce => "tree-announce",
             MessageType::LogListRequest => "log-list-request",
             MessageType::LogList => "log-list",
             MessageType::LogFetch => "log-fetch",
@@ -185,7 +200,7 @@ impl Channel {
     pub fn carries(self, kind: MessageType) -> bool {
         match kind {
             MessageType::Hello | MessageType::AuthProof | MessageType::Error | MessageType::Keepalive => true,
-            MessageType::TreeRequest | MessageType::TreeData => self == Channel::Tree,
+            MessageType::TreeRequest | MessageType::TreeData | MessageType::TreeAnnounce => self == Channel::Tree,
             MessageType::LogListRequest | MessageType::LogList | MessageType::LogFetch | MessageType::LogData => {
                 self == Channel::Replication
             }
@@ -515,7 +530,9 @@ pub fn decode_header(bytes: &[u8; HEADER_LEN]) -> Result<FrameHeader, ProtoError
     if flags != 0 {
         return Err(ProtoError::ReservedFlags { found: flags });
     }
-    let kind = MessageType::from_code(kind).ok_or(ProtoError::UnknownType { found: kind })?;
+    let kind = MessageType::from_code(kind)
+        .filter(|t| t.since_version() <= version)
+        .ok_or(ProtoError::UnknownType { found: kind })?;
     let max = kind.max_payload_len();
     if usize::try_from(payload_len).map_or(true, |len| len > max) {
         return Err(ProtoError::PayloadTooLarge { kind, len: u64::from(payload_len), max: max as u64 });
@@ -588,7 +605,7 @@ fn encode(message: &Message<'_>, request_id: u64, out: &mut [u8], with_bulk: boo
     let kind = message.kind();
     let version = match message {
         Message::Hello(hello) => hello.min_version,
-        _ => MAX_VERSION,
+        _ => message.kind().since_version(),
     };
     if !(MIN_VERSION..=MAX_VERSION).contains(&version) {
         return Err(ProtoError::UnsupportedVersion { found: version });
@@ -834,7 +851,11 @@ mod tests {
 
     #[test]
     fn header_checks_come_in_order_and_say_what_is_wrong() {
-        assert_eq!(decode_header(&raw_header(2, 4, 0, 8)), Err(ProtoError::UnsupportedVersion { found: 2 }));
+        assert_eq!(decode_header(&raw_header(3, 4, 0, 8)), Err(ProtoError::UnsupportedVersion { found: 3 }));
+        assert!(decode_header(&raw_header(2, 4, 0, 8)).is_ok());
+        // A type newer than the frame's version is unknown in that version.
+        assert_eq!(decode_header(&raw_header(1, 18, 0, 8)), Err(ProtoError::UnknownType { found: 18 }));
+        assert!(decode_header(&raw_header(2, 18, 0, 8)).is_ok());
         assert_eq!(decode_header(&raw_header(0, 4, 0, 8)), Err(ProtoError::UnsupportedVersion { found: 0 }));
         assert_eq!(decode_header(&raw_header(1, 999, 0, 8)), Err(ProtoError::UnknownType { found: 999 }));
         assert_eq!(decode_header(&raw_header(1, 0, 0, 0)), Err(ProtoError::UnknownType { found: 0 }));
@@ -846,8 +867,8 @@ mod tests {
         bad_crc[12] ^= 1;
         assert!(matches!(decode_header(&bad_crc), Err(ProtoError::HeaderChecksum { .. })));
         assert_eq!(
-            format!("{}", ProtoError::UnsupportedVersion { found: 2 }),
-            "protocol version 2 is not supported (this MARS speaks versions 1 to 1)"
+            format!("{}", ProtoError::UnsupportedVersion { found: 3 }),
+            "protocol version 3 is not supported (this MARS speaks versions 1 to 2)"
         );
         assert_eq!(format!("{}", ProtoError::UnknownType { found: 999 }), "unknown message type 999");
         assert_eq!(ProtoError::UnsupportedVersion { found: 2 }.code(), ErrorCode::UNSUPPORTED_VERSION);
@@ -858,10 +879,11 @@ mod tests {
     fn oversized_lengths_are_refused_from_the_header_alone() {
         for kind in MessageType::ALL {
             let max = kind.max_payload_len() as u32;
-            assert!(decode_header(&raw_header(1, kind.code(), 0, max)).is_ok());
+            let v = kind.since_version();
+            assert!(decode_header(&raw_header(v, kind.code(), 0, max)).is_ok());
             for len in [max + 1, MAX_PAYLOAD as u32 + 1, u32::MAX] {
                 assert_eq!(
-                    decode_header(&raw_header(1, kind.code(), 0, len)),
+                    decode_header(&raw_header(v, kind.code(), 0, len)),
                     Err(ProtoError::PayloadTooLarge { kind, len: u64::from(len), max: u64::from(max) })
                 );
             }
@@ -961,12 +983,16 @@ mod tests {
         assert_eq!(check_peer_hello(&own, &hello("beta", 0x22), Some("gamma")), Err(ProtoError::UnexpectedPeer));
         assert_eq!(check_peer_hello(&own, &hello("beta", 0x11), None), Err(ProtoError::ReflectedNonce));
         let mut future = hello("beta", 0x22);
-        future.min_version = 2;
+        future.min_version = 3;
         future.max_version = 5;
         assert_eq!(
             check_peer_hello(&own, &future, None),
-            Err(ProtoError::NoCommonVersion { peer_min: 2, peer_max: 5 })
+            Err(ProtoError::NoCommonVersion { peer_min: 3, peer_max: 5 })
         );
+        // A version 1 peer and this one speak version 1 (without tree-announce).
+        let mut old = hello("beta", 0x22);
+        old.max_version = 1;
+        assert_eq!(check_peer_hello(&own, &old, None), Ok(1));
         assert_eq!(negotiate_version(1, 7), Ok(MAX_VERSION));
         for e in
             [ProtoError::PeerIsSelf, ProtoError::UnexpectedPeer, ProtoError::ReflectedNonce, ProtoError::AuthFailed]
@@ -982,9 +1008,9 @@ mod tests {
         let n = encode_frame(&Message::Hello(own), 0, &mut buf).unwrap();
         assert_eq!(decode_frame(&buf[..n]).unwrap().0.version, 1);
         let mut newer = own;
-        newer.min_version = 2;
-        newer.max_version = 2;
-        assert_eq!(encode_frame(&Message::Hello(newer), 0, &mut buf), Err(ProtoError::UnsupportedVersion { found: 2 }));
+        newer.min_version = 3;
+        newer.max_version = 3;
+        assert_eq!(encode_frame(&Message::Hello(newer), 0, &mut buf), Err(ProtoError::UnsupportedVersion { found: 3 }));
         // A hello whose payload disagrees with its frame version is refused.
         let mut payload = [0u8; 116];
         let mut w = Writer::new(&mut payload);

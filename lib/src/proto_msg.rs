@@ -33,6 +33,8 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 pub const CLUSTER_ID_LEN: usize = 16;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
+/// Longest tree chunk in a [`Message::TreeAnnounce`]: room for one host's own entries.
+pub const MAX_ANNOUNCE: usize = 4096;
 
 /// Checks `name` against the grammar of `kind` (sibling module `names`) and returns it as text.
 fn check_name(kind: NameKind, name: &[u8]) -> Result<&str, ProtoError> {
@@ -238,6 +240,13 @@ pub enum Message<'a> {
         /// A tree chunk (sibling module `tree_codec`), at most [`MAX_DATA`] bytes.
         chunk: &'a [u8],
     },
+    /// The sender's own membership entry (`ips/ip-SENDER`), sent by a client right after the
+    /// handshake (protocol version 2): how the members learn of a host that has just joined,
+    /// before anyone pulls from it. Needs no reply.
+    TreeAnnounce {
+        /// A tree chunk of at most [`MAX_ANNOUNCE`] bytes.
+        chunk: &'a [u8],
+    },
     /// Asks which logfiles of a resource the responder has.
     LogListRequest {
         /// The resource.
@@ -328,6 +337,7 @@ impl<'a> Message<'a> {
             Message::Keepalive { .. } => MessageType::Keepalive,
             Message::TreeRequest { .. } => MessageType::TreeRequest,
             Message::TreeData { .. } => MessageType::TreeData,
+            Message::TreeAnnounce { .. } => MessageType::TreeAnnounce,
             Message::LogListRequest { .. } => MessageType::LogListRequest,
             Message::LogList { .. } => MessageType::LogList,
             Message::LogFetch { .. } => MessageType::LogFetch,
@@ -343,7 +353,7 @@ impl<'a> Message<'a> {
     /// other messages), which `proto::encode_frame_head` leaves for the caller to send.
     pub fn bulk(&self) -> &'a [u8] {
         match *self {
-            Message::TreeData { chunk, .. } => chunk,
+            Message::TreeData { chunk, .. } | Message::TreeAnnounce { chunk } => chunk,
             Message::LogData { data, .. } | Message::BlockData { data, .. } => data,
             _ => &[],
         }
@@ -358,6 +368,7 @@ impl<'a> Message<'a> {
             Message::Error { message, .. } => sum(&[4, message.len()]),
             Message::Keepalive { .. } | Message::TreeRequest { .. } => 8,
             Message::TreeData { chunk, .. } => sum(&[13, chunk.len()]),
+            Message::TreeAnnounce { chunk } => sum(&[4, chunk.len()]),
             Message::LogListRequest { resource } => name_len(resource),
             Message::LogList { resource, entries } => {
                 entries.iter().fold(sum(&[name_len(resource), 4]), |acc, e| sum(&[acc, name_len(e.name), 8]))
@@ -386,6 +397,7 @@ impl<'a> Message<'a> {
             Message::AuthProof { .. } | Message::Keepalive { .. } | Message::TreeRequest { .. } => {}
             Message::Error { message, .. } => check_text("error text", message, MAX_ERROR_TEXT)?,
             Message::TreeData { chunk, .. } => check_count("tree chunk length", chunk.len(), 0, MAX_DATA)?,
+            Message::TreeAnnounce { chunk } => check_count("announced chunk length", chunk.len(), 0, MAX_ANNOUNCE)?,
             Message::LogListRequest { resource } => {
                 check_name(NameKind::Resource, resource.as_bytes())?;
             }
@@ -453,6 +465,7 @@ impl<'a> Message<'a> {
                 w.u8(u8::from(last))?;
                 write_bulk_len(w, chunk)
             }
+            Message::TreeAnnounce { chunk } => write_bulk_len(w, chunk),
             Message::LogListRequest { resource } => write_name(w, resource),
             Message::LogList { resource, entries } => {
                 write_name(w, resource)?;
@@ -511,6 +524,7 @@ pub(super) const fn max_payload_len(kind: MessageType) -> usize {
         MessageType::Error => 4 + MAX_ERROR_TEXT,
         MessageType::Keepalive | MessageType::TreeRequest => 8,
         MessageType::TreeData => 13 + MAX_DATA,
+        MessageType::TreeAnnounce => 4 + MAX_ANNOUNCE,
         MessageType::LogListRequest => RES,
         MessageType::LogList => RES + 4 + MAX_LOG_ENTRIES as usize * (FILE + 8),
         MessageType::LogFetch => RES + FILE + 12,
@@ -655,6 +669,9 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
             let chunk = read_bulk(r, "tree chunk length", MAX_DATA)?;
             Message::TreeData { as_of_nanos, last, chunk }
         }
+        MessageType::TreeAnnounce => {
+            Message::TreeAnnounce { chunk: read_bulk(r, "announced chunk length", MAX_ANNOUNCE)? }
+        }
         MessageType::LogListRequest => Message::LogListRequest { resource: read_name(r, NameKind::Resource)? },
         MessageType::LogList => {
             let resource = read_name(r, NameKind::Resource)?;
@@ -724,7 +741,7 @@ mod tests {
     use super::super::crc32c::crc32c;
     use super::super::names::{RESERVED_HOST_NAMES, RESERVED_RESOURCE_NAMES};
     use super::super::proto::{decode_frame, decode_message, encode_frame, encode_frame_head, frame_len, FrameHeader};
-    use super::super::proto::{MAX_PAYLOAD, MAX_VERSION, MIN_VERSION};
+    use super::super::proto::{MAX_PAYLOAD, MIN_VERSION};
     use super::*;
     use proptest::prelude::*;
     use std::string::{String, ToString};
@@ -740,6 +757,7 @@ mod tests {
         Keepalive(u64),
         TreeRequest(u64),
         TreeData(u64, bool, Vec<u8>),
+        TreeAnnounce(Vec<u8>),
         LogListRequest(String),
         LogList(String, Vec<(String, u64)>),
         LogFetch(String, String, u64, u32),
@@ -769,6 +787,7 @@ mod tests {
             Owned::Keepalive(n) => Message::Keepalive { stamp_nanos: *n },
             Owned::TreeRequest(n) => Message::TreeRequest { since_nanos: *n },
             Owned::TreeData(n, last, chunk) => Message::TreeData { as_of_nanos: *n, last: *last, chunk },
+            Owned::TreeAnnounce(chunk) => Message::TreeAnnounce { chunk },
             Owned::LogListRequest(r) => Message::LogListRequest { resource: r },
             Owned::LogList(r, _) => Message::LogList { resource: r, entries: LogEntries::from_list(&list) },
             Owned::LogFetch(r, file, offset, length) => {
@@ -825,6 +844,7 @@ mod tests {
             any::<u64>().prop_map(Owned::Keepalive),
             any::<u64>().prop_map(Owned::TreeRequest),
             (any::<u64>(), any::<bool>(), bytes(max_bulk)).prop_map(|(n, l, c)| Owned::TreeData(n, l, c)),
+            bytes(max_bulk.min(MAX_ANNOUNCE)).prop_map(Owned::TreeAnnounce),
             resource().prop_map(Owned::LogListRequest),
             (resource(), proptest::collection::vec((logfile(), 0..=MAX_OFFSET), 0..=max_items))
                 .prop_map(|(r, e)| Owned::LogList(r, e)),
@@ -1065,6 +1085,7 @@ mod tests {
             Message::Keepalive { stamp_nanos: 1 },
             Message::TreeRequest { since_nanos: 1 },
             Message::TreeData { as_of_nanos: 1, last: true, chunk: &data },
+            Message::TreeAnnounce { chunk: &data[..MAX_ANNOUNCE] },
             Message::LogListRequest { resource: &res },
             Message::LogList { resource: &res, entries: LogEntries::from_list(&names) },
             Message::LogFetch { resource: &res, file: &file, offset: 0, length: MAX_DATA as u32 },
@@ -1086,7 +1107,6 @@ mod tests {
             let frame = encode(m, 1);
             assert_eq!(&decode_frame(&frame).unwrap().1, m);
         }
-        assert_eq!(MAX_VERSION, MIN_VERSION, "the test's hellos use version 1 frames");
     }
 
     #[test]

@@ -11,13 +11,23 @@ log="$OUT/node$NODE.log"
 echo "== node$NODE boot $(date +%T) running $(basename "$script") $*" >>"$log"
 
 ip link set lo up
+# Each node has one host address, 10.78.0.K (and fd78::K), on lo, routed over the point-to-point
+# link to each peer: the address a member publishes is reachable from every other member, as on
+# a routed network. /etc/hosts names the nodes by it.
+ip addr add "10.78.0.$NODE/32" dev lo
+ip -6 addr add "fd78::$NODE/128" dev lo nodad 2>>"$log" || echo "no IPv6 host address" >>"$log"
 for link in $LINKS; do
   IFS=, read -r peer mac my_ip peer_ip <<<"$link"
   iface=$(grep -il "^$mac\$" /sys/class/net/*/address | awk -F/ '{print $5}' | head -1)
   if [ -z "$iface" ]; then echo "no interface with MAC $mac" >>"$log"; echo 254 >"$OUT/node$NODE.rc"; exit 1; fi
   ip addr add "$my_ip/24" dev "$iface"
   ip link set "$iface" up
-  echo "$peer_ip node$peer" >>/etc/hosts
+  ip route add "10.78.0.$peer/32" via "$peer_ip" src "10.78.0.$NODE"
+  sub=$(echo "$my_ip" | cut -d. -f3)
+  { ip -6 addr add "fd77:$sub::$NODE/64" dev "$iface" nodad &&
+    ip -6 route add "fd78::$peer/128" via "fd77:$sub::$peer" src "fd78::$NODE"; } 2>>"$log" ||
+    echo "no IPv6 route to node$peer" >>"$log"
+  echo "10.78.0.$peer node$peer" >>/etc/hosts
 done
 
 kmemleak=/sys/kernel/debug/kmemleak

@@ -47,3 +47,25 @@ wait_for() {
 
 # Prints the value part of the tree entry KEY (the symlink /mars/KEY), without its stamp.
 tree_value() { local t; t=$(readlink "/mars/$1") && echo "${t%|*}"; }
+
+# Waits (at most $2 seconds, default 120) until every node of the scenario has reached barrier $1:
+# the nodes share $OUT, each marks its arrival there.
+barrier() {
+  local name=$1 limit=${2:-120} k
+  touch "$OUT/barrier.$name.$NODE"
+  for k in $(seq 1 "$NODES"); do wait_for "[ -e '$OUT/barrier.$name.$k' ]" "$limit"; done
+}
+
+# Waits (at most $2 seconds) until node $1 has marked step $3 in $OUT with `mark STEP`.
+wait_mark() { wait_for "[ -e '$OUT/mark.$3.$1' ]" "$2"; }
+mark() { touch "$OUT/mark.$1.$NODE"; }
+
+# Writes tree entry KEY = VALUE by hand (as a peer would have), stamped now by host id NODE.
+put_key() {
+  local key=$1 value=$2 dir
+  dir=$(dirname "/mars/$key"); mkdir -p "$dir"
+  ln -sfn "$value|$(date +%s.%N)@$(printf '%016x' "$NODE")" "/mars/$key"
+}
+
+# The line of peer $1 in /proc/mars/status.
+peer_line() { grep "^peer $1 " /proc/mars/status; }

@@ -7,12 +7,15 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use mars_core::lamport::Stamp;
+use mars_core::session::SECRET_LEN;
 
 use crate::checks::{self, Target};
 use crate::cluster;
 use crate::host;
+use crate::members;
 use crate::module_status::ModuleStatus;
 use crate::output;
+use crate::peer;
 use crate::resource::{self, Ctx, Report};
 use crate::tree::{self, Tree};
 use crate::view::{self, View};
@@ -61,6 +64,19 @@ pub enum Command {
         #[arg(long, value_name = "ADDRESS")]
         ip: Option<String>,
     },
+    /// Join the cluster of PEER (a member's host name or IP address): fetch its tree, add this host.
+    JoinCluster {
+        /// A member of the cluster: host name, IPv4 or IPv6 address.
+        peer: String,
+        /// This host's address for its peers (default: its first global IPv4 address).
+        #[arg(long, value_name = "ADDRESS")]
+        ip: Option<String>,
+        /// The cluster secret, copied from a member's /mars/.secret (default: /mars/.secret).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
+    /// Leave the cluster (refused while this host still belongs to a resource).
+    LeaveCluster,
     #[command(flatten)]
     Resource(ResourceCommand),
 }
@@ -146,14 +162,94 @@ pub fn run(cli: Cli) -> Result<()> {
             let mut tree = Tree::new(&cli.mars_dir, &me, seen);
             let now_secs =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            let created = cluster::create_cluster(&mut tree, &me, &address, now_secs)?;
+            let secret: [u8; SECRET_LEN] = peer::random_bytes()?;
+            let created = cluster::create_cluster(&mut tree, &me, &address, now_secs, &secret)?;
             output::emit(&created, cli.json)
+        }
+        Command::JoinCluster { peer, ip, secret_file } => {
+            let joined = join(&cli, peer, ip.as_deref(), secret_file.as_deref())?;
+            output::emit(&joined, cli.json)
+        }
+        Command::LeaveCluster => {
+            host::require_root()?;
+            let module = ModuleStatus::read(&cli.proc_dir)?;
+            host::require_mars_filesystem(&cli.mars_dir)?;
+            let me = host::host_name(cli.host.as_deref())?;
+            let mut tree = Tree::new(&cli.mars_dir, &me, module.lamport);
+            let left = cluster::leave_cluster(&mut tree, &me)?;
+            wait_module(&cli, Duration::from_secs(cli.timeout), "to see that this host left", |s| {
+                s.cluster != "member"
+            })?;
+            output::emit(&left, cli.json)
         }
         Command::Resource(command) => {
             let mut ctx = resource_ctx(&cli)?;
             let report = resource_command(&mut ctx, command)?;
             output::emit(&report, cli.json)
         }
+    }
+}
+
+/// join-cluster: checks, fetch, checks against the fetched tree, then writes; waits until
+/// mars.ko is connected to the peer.
+fn join(cli: &Cli, peer_arg: &str, ip: Option<&str>, secret_file: Option<&std::path::Path>) -> Result<cluster::Joined> {
+    host::require_root()?;
+    let module = ModuleStatus::read(&cli.proc_dir)?;
+    host::require_mars_filesystem(&cli.mars_dir)?;
+    let me = host::host_name(cli.host.as_deref())?;
+    let mut tree = Tree::new(&cli.mars_dir, &me, module.lamport);
+    let address = match ip {
+        Some(ip) => ip.to_string(),
+        None => host::default_address()?,
+    };
+    let (secret, given) = match secret_file {
+        Some(f) => (cluster::read_secret(f)?, true),
+        None => {
+            let own = cli.mars_dir.join(cluster::SECRET_FILE);
+            if !own.exists() {
+                anyhow::bail!(
+                    "no cluster secret: copy /mars/{} from a member and give it with --secret-file FILE",
+                    cluster::SECRET_FILE
+                );
+            }
+            (cluster::read_secret(&own)?, false)
+        }
+    };
+    let port = u16::try_from(module.port.unwrap_or(7777)).unwrap_or(7777);
+    let addr = peer::resolve(peer_arg, port)?;
+    // Nothing is written before the peer's tree is here and checked.
+    let fetched = peer::fetch_tree(addr, &me, &secret, Duration::from_secs(cli.timeout.clamp(1, 30)))?;
+    let (ip, cluster_id) = cluster::check_join(&mut tree, &me, &address, &fetched)?;
+    let joined = cluster::join_cluster(&mut tree, &me, ip, cluster_id, &fetched, given.then_some(&secret[..]))?;
+    let peer_name = fetched.name.clone();
+    wait_module(cli, Duration::from_secs(cli.timeout), &format!("to connect to {peer_name}"), |s| {
+        s.cluster == "member" && s.peer(&peer_name).is_some_and(|p| p.tree == "up")
+    })?;
+    Ok(joined)
+}
+
+/// Polls `/proc/mars/status` until `done` holds, at most `timeout`.
+fn wait_module(cli: &Cli, timeout: Duration, what: &str, done: impl Fn(&ModuleStatus) -> bool) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        let status = ModuleStatus::read(&cli.proc_dir)?;
+        if done(&status) {
+            return Ok(());
+        }
+        if start.elapsed() >= timeout {
+            let errors: Vec<String> = status
+                .peers
+                .iter()
+                .filter(|p| !p.error.is_empty())
+                .map(|p| format!("{}: {}", p.name, p.error))
+                .collect();
+            anyhow::bail!(
+                "timed out after {} s waiting for mars.ko {what}{}: the tree is written, mars.ko keeps trying; see marsadm view",
+                timeout.as_secs(),
+                if errors.is_empty() { String::new() } else { format!(" ({})", errors.join("; ")) }
+            );
+        }
+        std::thread::sleep(crate::wait::POLL_INTERVAL);
     }
 }
 
@@ -164,12 +260,16 @@ fn view(cli: &Cli, target: &Target) -> Result<View> {
         Ok(me) => me,
         // The module's status needs no host name, the state of resources does.
         Err(_) if *target == Target::All && tree::resource_dirs(&cli.mars_dir)?.is_empty() => {
-            return Ok(View { module, resource_states: Vec::new() });
+            return Ok(View { module, members: Vec::new(), resource_states: Vec::new() });
         }
         Err(e) => return Err(e),
     };
     let mut tree = Tree::new(&cli.mars_dir, &me, module.lamport);
-    view::view(module, &mut tree, &me, target)
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let members = if *target == Target::All { members::members(&mut tree, &module, &me, now)? } else { Vec::new() };
+    let mut v = view::view(module, &mut tree, &me, target)?;
+    v.members = members;
+    Ok(v)
 }
 
 /// Checks what every resource command needs (root, module loaded, /mars mounted, a valid host

@@ -24,6 +24,63 @@ pub struct ModuleStatus {
     /// The module's Lamport clock (its host is not shown, so it stays zero).
     #[serde(skip)]
     pub lamport: Stamp,
+    /// The module's first TCP port (parameter `port`).
+    #[serde(skip)]
+    pub port: Option<u64>,
+    /// Where the tree server listens (`None`: not listening).
+    #[serde(skip)]
+    pub listen: Option<String>,
+    /// The peers this host's clients talk to.
+    #[serde(skip)]
+    pub peers: Vec<PeerStatus>,
+}
+
+/// One `peer` line: a client connection of this host's module.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PeerStatus {
+    /// The peer's host name.
+    pub name: String,
+    /// The address connected to.
+    pub address: String,
+    /// State of the tree channel: `up`, `down`, `connecting` or `handshaking`.
+    pub tree: String,
+    /// Milliseconds since the connection came up.
+    pub up_ms: Option<u64>,
+    /// Milliseconds since anything arrived from the peer.
+    pub contact_ago_ms: Option<u64>,
+    /// Failed attempts in a row.
+    pub failures: u64,
+    /// Complete tree pulls.
+    pub pulls: u64,
+    /// Why the last connection ended or attempt failed.
+    pub error: String,
+}
+
+impl PeerStatus {
+    /// Parses the rest of a `peer` line: `NAME ADDRESS field=value ... error=TEXT`.
+    fn parse(rest: &str) -> Result<PeerStatus> {
+        let (fields, error) = match rest.split_once(" error=") {
+            Some((f, e)) => (f, e.trim().to_string()),
+            None => (rest, String::new()),
+        };
+        let mut words = fields.split_whitespace();
+        let name = words.next().context("peer line without a name")?.to_string();
+        let address = words.next().context("peer line without an address")?.to_string();
+        let mut p = PeerStatus { name, address, error, ..PeerStatus::default() };
+        for w in words {
+            let Some((k, v)) = w.split_once('=') else { continue };
+            let n = || v.parse::<u64>().with_context(|| format!("peer {}: {k} is not a number: {v:?}", p.name));
+            match k {
+                "tree" => p.tree = v.to_string(),
+                "up_ms" => p.up_ms = Some(n()?),
+                "contact_ago_ms" => p.contact_ago_ms = Some(n()?),
+                "failures" => p.failures = n()?,
+                "pulls" => p.pulls = n()?,
+                _ => {}
+            }
+        }
+        Ok(p)
+    }
 }
 
 impl ModuleStatus {
@@ -48,6 +105,9 @@ impl ModuleStatus {
         let mut resources = None;
         let mut cluster = None;
         let mut lamport = 0;
+        let mut listen = None;
+        let mut port = None;
+        let mut peers = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() {
@@ -65,6 +125,9 @@ impl ModuleStatus {
                 "resources" => resources = Some(number()?),
                 "cluster" => cluster = Some(value.to_string()),
                 "lamport_ns" => lamport = number()?,
+                "port" => port = Some(number()?),
+                "listen" => listen = value.strip_prefix("none").is_none().then(|| value.to_string()),
+                "peer" => peers.push(PeerStatus::parse(value).with_context(|| format!("line {}", n + 1))?),
                 _ => {}
             }
         }
@@ -74,7 +137,15 @@ impl ModuleStatus {
             resources: resources.context("no `resources` line")?,
             cluster: cluster.unwrap_or_else(|| "unknown".to_string()),
             lamport: Stamp::new(lamport, HostId(0)),
+            port,
+            listen,
+            peers,
         })
+    }
+
+    /// The status of the client connection to `peer`, if there is one.
+    pub fn peer(&self, peer: &str) -> Option<&PeerStatus> {
+        self.peers.iter().find(|p| p.name == peer)
     }
 }
 
@@ -84,6 +155,7 @@ impl fmt::Display for ModuleStatus {
         let cluster = match self.cluster.as_str() {
             "member" => "this host is a cluster member",
             "not-member" => "this host is in no cluster (marsadm create-cluster or join-cluster)",
+            "leaving" => "this host is leaving the cluster (its peers are learning of it)",
             "no-mars" => "no /mars filesystem (mount it, then marsadm create-cluster)",
             other => other,
         };
@@ -109,8 +181,27 @@ mod tests {
                 resources: 0,
                 cluster: "member".into(),
                 lamport: Stamp::new(77, HostId(0)),
+                port: None,
+                listen: None,
+                peers: vec![],
             }
         );
+    }
+
+    #[test]
+    fn parses_the_listener_and_peer_lines() {
+        let text = "version 0.1.0\nuptime_s 1\nresources 0\ncluster member\nlisten 10.0.0.1:7777\n\
+                    peer node2 10.0.0.2:7777 tree=up up_ms=1500 contact_ago_ms=20 failures=0 pulls=3 merged=9 error=\n\
+                    peer node3 10.0.0.3:7777 tree=down contact_ago_ms=9000 failures=2 pulls=0 merged=0 error=ECONNREFUSED (connection refused)\n";
+        let s = ModuleStatus::parse(text).expect("parses");
+        assert_eq!(s.listen.as_deref(), Some("10.0.0.1:7777"));
+        assert_eq!(s.peer("node2").unwrap().up_ms, Some(1500));
+        let n3 = s.peer("node3").unwrap();
+        assert_eq!((n3.tree.as_str(), n3.failures, n3.up_ms), ("down", 2, None));
+        assert_eq!(n3.error, "ECONNREFUSED (connection refused)");
+        let s = ModuleStatus::parse("version 1\nuptime_s 1\nresources 0\nlisten none ips/ip-x holds no IP address\n")
+            .unwrap();
+        assert_eq!(s.listen, None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use mars_core::lamport::{HostId, LamportClock, Stamp};
-use mars_core::tree::{validate_resource_name, EntryRef, Key};
+use mars_core::tree::{supersedes, validate_resource_name, EntryRef, Key};
 use mars_core::tree_codec::{format_link_target, parse_link_target, MAX_LINK_TARGET_LEN};
 
 /// One entry read from the tree, owning its text.
@@ -82,6 +82,55 @@ impl Tree {
         let entry = EntryRef::live(key, value, stamp).map_err(|e| anyhow!("cannot set {key}: {e}"))?;
         self.write(&entry)?;
         Ok(stamp)
+    }
+
+    /// Stores `entry` (received from a peer, with its own stamp) if it supersedes what is stored,
+    /// by the Lamport rule of docs/tree.md; returns whether it did.
+    pub fn merge(&mut self, entry: &EntryRef<'_>) -> Result<bool> {
+        self.clock.observe(entry.stamp);
+        let stored = self.get(entry.key)?;
+        let stored_ref = match &stored {
+            Some(e) if e.deleted => Some(EntryRef::tombstone(&e.key, e.stamp)),
+            Some(e) => Some(EntryRef::live(&e.key, &e.value, e.stamp)),
+            None => None,
+        }
+        .transpose()
+        .map_err(|e| anyhow!("stored entry {} is invalid: {e}", entry.key))?;
+        if !supersedes(entry, stored_ref.as_ref()) {
+            return Ok(false);
+        }
+        self.write(entry)?;
+        Ok(true)
+    }
+
+    /// Deletes `key`: a tombstone with a fresh stamp, so that peers learn of the deletion.
+    pub fn delete(&mut self, key: &str) -> Result<Stamp> {
+        self.get(key)?;
+        let stamp = self.clock.tick(now_nanos());
+        let entry = EntryRef::tombstone(key, stamp).map_err(|e| anyhow!("cannot delete {key}: {e}"))?;
+        self.write(&entry)?;
+        Ok(stamp)
+    }
+
+    /// The root directory (normally /mars).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The hosts with a live `ips/ip-HOST`, with their addresses, sorted by name.
+    pub fn members(&mut self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for (name, kind) in list_dir(&self.root.join("ips"))? {
+            let Some(host) = name.strip_prefix("ip-") else { continue };
+            if !kind.is_symlink() {
+                continue;
+            }
+            if let Some(addr) = self.value(&format!("ips/{name}"))? {
+                out.push((host.to_string(), addr));
+            }
+        }
+        out.sort();
+        Ok(out)
     }
 
     /// The value of `key` unless it is missing or deleted.

@@ -8,6 +8,7 @@ use mars_core::tree::Key;
 use serde::Serialize;
 
 use crate::checks::{unknown_resource, Target};
+use crate::members::MemberView;
 use crate::module_status::ModuleStatus;
 use crate::tree::{key, Tree};
 
@@ -123,6 +124,8 @@ pub struct View {
     /// `/proc/mars/status`.
     #[serde(flatten)]
     pub module: ModuleStatus,
+    /// The cluster's members (`view all` only).
+    pub members: Vec<MemberView>,
     /// The state of each resource shown, on this host.
     pub resource_states: Vec<ResourceView>,
 }
@@ -147,12 +150,18 @@ pub fn view(module: ModuleStatus, tree: &mut Tree, host: &str, target: &Target) 
         }
     };
     let resource_states = names.iter().map(|n| read_resource(tree, n, host)).collect::<Result<_>>()?;
-    Ok(View { module, resource_states })
+    Ok(View { module, members: Vec::new(), resource_states })
 }
 
 impl fmt::Display for View {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.module)?;
+        if !self.members.is_empty() {
+            writeln!(f, "members ({}):", self.members.len())?;
+            for m in &self.members {
+                writeln!(f, "{m}")?;
+            }
+        }
         for r in &self.resource_states {
             write!(f, "\n{r}")?;
         }
@@ -246,6 +255,9 @@ mod tests {
             resources: 1,
             cluster: "member".into(),
             lamport: Stamp::new(0, HostId(0)),
+            port: None,
+            listen: None,
+            peers: vec![],
         }
     }
 
