@@ -22,7 +22,7 @@ use crate::kx::kthread::{KThread, Rounds};
 use crate::kx::net::{SockAddr, Socket};
 use crate::kx::time::{monotonic_ms, real_time_nanos};
 use crate::mars_core::peer_link::{DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS};
-use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
+use crate::mars_core::proto::{Channel, ErrorCode, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
 use crate::mars_core::ratelimit::RateLimit;
 use crate::mars_core::session::{self, SessionError};
@@ -266,6 +266,15 @@ fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, messag
         Message::Keepalive { .. } => Ok(()),
         Message::TreeRequest { since_nanos } => serve_tree(wire, id, since_nanos),
         Message::TreeAnnounce { chunk } => take_announce(wire, status, peer, chunk),
+        // Requests of the replication and sync channels: served with issue 12.
+        Message::LogListRequest { .. }
+        | Message::LogFetch { .. }
+        | Message::BlockRead { .. }
+        | Message::ChecksumRequest { .. } => {
+            let mut scratch = [0u8; 128];
+            let busy = Message::Error { code: ErrorCode::BUSY, message: "not served yet by this MARS version" };
+            session::send(wire, &busy, id, &mut scratch).map_err(|_| EPIPE)
+        }
         _ => {
             session::send_error(wire, &ProtoError::Unexpected { kind: message.kind() }, id);
             Err(EINVAL)

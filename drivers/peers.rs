@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! This host's part in the cluster's network: its server brick on the tree channel and the
+//! This host's part in the cluster's network: its server bricks (one per channel) and the
 //! client bricks of the peers it pulls the tree from, kept in line with the members in the tree
 //! (`ips/ip-HOST`) by the strategy, once per round.
 //!
@@ -27,6 +27,10 @@ use crate::mars_core::tree::Key;
 use crate::status::ModuleStatus;
 use crate::tree_store::{self, TargetBuf, TextBuf};
 
+/// The channels a member serves: the tree now; replication and sync answer `busy` until their
+/// requests are served (issue 12), so peers can already prove themselves on every channel.
+const SERVED: [Channel; 3] = [Channel::Tree, Channel::Replication, Channel::Sync];
+
 /// Rounds a client may go unpicked before its connection is closed.
 const IDLE_ROUNDS: u32 = 30;
 
@@ -47,8 +51,9 @@ struct Peer {
 
 /// The server and clients of this host.
 pub(crate) struct Peers {
-    server: Option<ServerBrick>,
-    /// Why the server does not run, for status (empty while it runs).
+    /// One server per channel, all on this host's address (empty: none runs).
+    servers: KVec<ServerBrick>,
+    /// Why the servers do not run, for status (empty while they run).
     server_error: TextBuf,
     peers: KVec<Peer>,
     rng: Rng,
@@ -57,23 +62,24 @@ pub(crate) struct Peers {
 impl Peers {
     /// No server, no clients.
     pub(crate) fn new() -> Peers {
-        Peers { server: None, server_error: TextBuf::new(), peers: KVec::new(), rng: Rng::new(random::u64()) }
+        Peers { servers: KVec::new(), server_error: TextBuf::new(), peers: KVec::new(), rng: Rng::new(random::u64()) }
     }
 
     /// Stops everything (this host left the cluster, or the module unloads).
     pub(crate) fn stop(&mut self) {
         self.peers.clear();
-        self.server = None;
+        self.servers.clear();
     }
 
     /// One round: the server on this host's address, clients for the peers picked, a pull
     /// asked of each; the state of each goes to `status`.
     pub(crate) fn round(&mut self, host: &str, status: &Arc<ModuleStatus>) -> Result {
         let members = members()?;
-        // The tree channel's port (docs/protocol.md, "Connections and ports").
-        let port = u16::try_from(status.settings().port).map_err(|_| EINVAL)? + Channel::Tree.port_offset();
+        // The first port; each channel's is at its offset (docs/protocol.md, "Connections and ports").
+        let base = u16::try_from(status.settings().port).map_err(|_| EINVAL)?;
+        let port = base + Channel::Tree.port_offset();
         let me = members.iter().position(|m| m.name == host.as_bytes());
-        self.keep_server(me.and_then(|i| members.get(i)).and_then(|m| m.addr), port, status);
+        self.keep_servers(me.and_then(|i| members.get(i)).and_then(|m| m.addr), base, status);
         let mut picked = [0usize; FANOUT + 1];
         let n = match me {
             Some(me) if members.len() <= FANOUT + 1 => {
@@ -119,33 +125,34 @@ impl Peers {
         self.publish(status)
     }
 
-    /// Runs the tree server on `addr` (restarting it if the address changed), or none.
-    fn keep_server(&mut self, addr: Option<IpAddress>, port: u16, status: &Arc<ModuleStatus>) {
+    /// Runs a server per channel on `addr` (restarting them if the address changed), or none.
+    fn keep_servers(&mut self, addr: Option<IpAddress>, base: u16, status: &Arc<ModuleStatus>) {
         let Some(ip) = addr else {
-            self.server = None;
+            self.servers.clear();
             self.server_error = TextBuf::new();
             let _ = write!(self.server_error, "ips/ip-{} holds no IP address", status.host_str().unwrap_or("?"));
             return;
         };
-        let want = sock_addr(ip, port);
-        if self.server.as_ref().is_some_and(|s| s.addr() == want) {
+        let tree = sock_addr(ip, base + Channel::Tree.port_offset());
+        if self.servers.len() == SERVED.len() && self.servers.first().is_some_and(|s| s.addr() == tree) {
             return;
         }
-        self.server = None;
-        match ServerBrick::start(want, Channel::Tree, status.clone()) {
-            Ok(s) => {
-                self.server = Some(s);
-                self.server_error = TextBuf::new();
-            }
-            Err(e) => {
-                let mut text = TextBuf::new();
+        self.servers.clear();
+        let mut text = TextBuf::new();
+        for channel in SERVED {
+            let want = sock_addr(ip, base + channel.port_offset());
+            let started = ServerBrick::start(want, channel, status.clone())
+                .and_then(|s| self.servers.push(s, GFP_KERNEL).map_err(Error::from));
+            if let Err(e) = started {
                 let _ = write!(text, "cannot listen on {}: {}", want, crate::mars_core::errno::describe(e.to_errno()));
-                if text.as_str() != self.server_error.as_str() {
-                    pr_warn!("{}\n", text.as_str());
-                }
-                self.server_error = text;
+                self.servers.clear();
+                break;
             }
         }
+        if !text.as_str().is_empty() && text.as_str() != self.server_error.as_str() {
+            pr_warn!("{}\n", text.as_str());
+        }
+        self.server_error = text;
     }
 
     /// Hands the state of the server and of every client to `status`.
@@ -156,7 +163,10 @@ impl Peers {
             name.extend_from_slice(&p.name, GFP_KERNEL)?;
             lines.push(PeerLine { name, addr: p.client.body().addr(), view: p.client.body().view() }, GFP_KERNEL)?;
         }
-        let listen = self.server.as_ref().map(|s| s.addr());
+        let mut listen = KVec::with_capacity(self.servers.len(), GFP_KERNEL)?;
+        for s in self.servers.iter() {
+            listen.push(s.addr(), GFP_KERNEL)?;
+        }
         let mut error = TextBuf::new();
         let _ = error.write_str(self.server_error.as_str());
         status.set_network(Some(NetworkView { listen, listen_error: error, peers: lines }));
@@ -173,8 +183,8 @@ pub(crate) struct PeerLine {
 
 /// What `/proc/mars/status` shows about the network.
 pub(crate) struct NetworkView {
-    /// Where the tree server listens.
-    pub(crate) listen: Option<SockAddr>,
+    /// Where the servers listen, one address per channel (tree first).
+    pub(crate) listen: KVec<SockAddr>,
     /// Why it does not, if it does not.
     pub(crate) listen_error: TextBuf,
     pub(crate) peers: KVec<PeerLine>,

@@ -226,9 +226,14 @@ impl kx::proc::SeqShow for ModuleStatus {
         seq_print!(m, "log_rotate_mb {}\n", self.settings.log_rotate_bytes >> 20);
         let network = self.network.lock();
         let Some(net) = network.as_ref() else { return };
-        match net.listen {
-            Some(addr) => seq_print!(m, "listen {}\n", Shown(&addr)),
-            None => seq_print!(m, "listen none {}\n", net.listen_error.as_str()),
+        if net.listen.is_empty() {
+            seq_print!(m, "listen none {}\n", net.listen_error.as_str());
+        } else {
+            seq_print!(m, "listen");
+            for addr in net.listen.iter() {
+                seq_print!(m, " {}", Shown(addr));
+            }
+            seq_print!(m, "\n");
         }
         // One line per peer: name, address, then `field=value` pairs; the error text last, as
         // it may hold spaces.

@@ -69,3 +69,43 @@ put_key() {
 
 # The line of peer $1 in /proc/mars/status.
 peer_line() { grep "^peer $1 " /proc/mars/status; }
+
+# The interface and the peer's link address of the link to node $1: "IFACE PEER_IP".
+link_of() {
+  local link peer mac my_ip peer_ip iface
+  for link in $LINKS; do
+    IFS=, read -r peer mac my_ip peer_ip <<<"$link"
+    [ "$peer" = "$1" ] || continue
+    iface=$(grep -il "^$mac\$" /sys/class/net/*/address | awk -F/ '{print $5}' | head -1)
+    echo "$iface $peer_ip"; return 0
+  done
+  return 1
+}
+
+# Cuts the link to node $1 on this side (the interface goes down, with its routes).
+link_down() { local iface; read -r iface _ <<<"$(link_of "$1")"; ip link set "$iface" down; }
+
+# Heals it: the interface comes up and the route to node $1's host address is restored.
+link_up() {
+  local iface peer_ip
+  read -r iface peer_ip <<<"$(link_of "$1")"
+  ip link set "$iface" up
+  wait_for "ip route replace 10.78.0.$1/32 via $peer_ip src 10.78.0.$NODE" 10
+}
+
+# Creates (node 1) or joins (others, through node 1) the cluster at this node's host address;
+# the secret travels through $OUT. Waits until this node is connected to node 1.
+form_cluster() {
+  local ip=${1:-10.78.0.$NODE} peer=${2:-10.78.0.1}
+  if [ "$NODE" = 1 ]; then
+    marsadm create-cluster --ip "$ip"
+    cp /mars/.secret "$OUT/secret"
+    mark created
+  else
+    wait_mark 1 240 created
+    marsadm join-cluster "$peer" --ip "$ip" --secret-file "$OUT/secret"
+  fi
+}
+
+# Waits until this node's tree connection to node $1 is up (at most $2 seconds, default 60).
+wait_peer_up() { wait_for "peer_line node$1 | grep -q 'tree=up'" "${2:-60}"; }

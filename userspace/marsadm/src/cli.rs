@@ -77,6 +77,15 @@ pub enum Command {
     },
     /// Leave the cluster (refused while this host still belongs to a resource).
     LeaveCluster,
+    /// Try the handshake with PEER on every channel: is it reachable, and does it take this
+    /// host's secret?
+    CheckPeer {
+        /// A member: host name, IPv4 or IPv6 address.
+        peer: String,
+        /// The cluster secret to prove (default: /mars/.secret).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
     #[command(flatten)]
     Resource(ResourceCommand),
 }
@@ -170,6 +179,23 @@ pub fn run(cli: Cli) -> Result<()> {
             let joined = join(&cli, peer, ip.as_deref(), secret_file.as_deref())?;
             output::emit(&joined, cli.json)
         }
+        Command::CheckPeer { peer, secret_file } => {
+            let me = host::host_name(cli.host.as_deref())?;
+            let secret =
+                cluster::read_secret(&secret_file.clone().unwrap_or_else(|| cli.mars_dir.join(cluster::SECRET_FILE)))?;
+            let port = ModuleStatus::read(&cli.proc_dir).ok().and_then(|s| s.port).unwrap_or(7777);
+            let ip = peer::resolve(peer, 0)?.ip();
+            let timeout = Duration::from_secs(cli.timeout.clamp(1, 30));
+            let report = PeerCheck {
+                peer: peer.clone(),
+                channels: peer::check_channels(ip, port as u16, &me, &secret, timeout),
+            };
+            output::emit(&report, cli.json)?;
+            if report.channels.iter().any(|c| c.error.is_some()) {
+                anyhow::bail!("{peer} refused or did not answer on some channel (see above)");
+            }
+            Ok(())
+        }
         Command::LeaveCluster => {
             host::require_root()?;
             let module = ModuleStatus::read(&cli.proc_dir)?;
@@ -187,6 +213,26 @@ pub fn run(cli: Cli) -> Result<()> {
             let report = resource_command(&mut ctx, command)?;
             output::emit(&report, cli.json)
         }
+    }
+}
+
+/// What check-peer found, per channel.
+#[derive(Debug, serde::Serialize)]
+struct PeerCheck {
+    peer: String,
+    channels: Vec<peer::ChannelCheck>,
+}
+
+impl std::fmt::Display for PeerCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.channels {
+            match (&c.peer, &c.error) {
+                (Some(name), _) => writeln!(f, "{:<12} {:<24} ok: authenticated {name}", c.channel, c.address)?,
+                (None, Some(e)) => writeln!(f, "{:<12} {:<24} {e}", c.channel, c.address)?,
+                (None, None) => writeln!(f, "{:<12} {:<24} ?", c.channel, c.address)?,
+            }
+        }
+        Ok(())
     }
 }
 

@@ -94,6 +94,7 @@ pub fn create_cluster(tree: &mut Tree, host: &str, address: &str, now_secs: u64,
     write_secret(tree.root(), secret)?;
     tree.set(&uuid_key, &cluster)?;
     tree.set(&key(Key::HostAddress { host })?, &address.to_string())?;
+    tree.sync()?;
     Ok(Created {
         cluster,
         host: host.to_string(),
@@ -186,6 +187,7 @@ pub fn join_cluster(
         }
     }
     tree.set(&key(Key::HostAddress { host: me })?, &address.to_string())?;
+    tree.sync()?;
     Ok(Joined { cluster, host: me.to_string(), address: address.to_string(), peer: peer.name.clone(), entries: stored })
 }
 
@@ -225,6 +227,7 @@ pub fn leave_cluster(tree: &mut Tree, me: &str) -> Result<Left> {
     }
     let cluster = tree.value(&key(Key::ClusterId)?)?.unwrap_or_else(|| "?".to_string());
     tree.delete(&own_key)?;
+    tree.sync()?;
     Ok(Left { cluster, host: me.to_string() })
 }
 

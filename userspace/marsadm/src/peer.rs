@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use mars_core::lamport::Stamp;
-use mars_core::proto::{MessageType, Role, MAX_VERSION, MIN_VERSION};
+use mars_core::proto::{Channel, MessageType, Role, MAX_VERSION, MIN_VERSION};
 use mars_core::proto_msg::Hello;
 use mars_core::session::{self, cluster_id, FrameIo, SessionError};
 use mars_core::tree_codec::decode_chunk;
@@ -87,9 +87,9 @@ pub struct PeerTree {
     pub entries: Vec<Fetched>,
 }
 
-/// Connects to `addr` as host `me`, authenticates with `secret` and fetches the peer's whole
-/// tree. Each step must finish within `timeout`.
-pub fn fetch_tree(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) -> Result<PeerTree> {
+/// Connects to `addr` as host `me` and authenticates with `secret`; each step must finish
+/// within `timeout`. Returns the connection and the peer's proven name.
+fn connect(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) -> Result<(Stream, String)> {
     let stream = TcpStream::connect_timeout(&addr, timeout).map_err(|e| match e.kind() {
         ErrorKind::TimedOut | ErrorKind::WouldBlock => {
             anyhow!(
@@ -114,6 +114,41 @@ pub fn fetch_tree(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) 
         host_name: me,
     };
     let peer = session::handshake(&mut io, Role::Client, secret, &own, None).map_err(|e| handshake_error(addr, e))?;
+    Ok((io, peer.name().to_string()))
+}
+
+/// The outcome of a handshake on one channel, for `check-peer`.
+#[derive(Debug, serde::Serialize)]
+pub struct ChannelCheck {
+    /// The channel.
+    pub channel: &'static str,
+    /// Where.
+    pub address: String,
+    /// The peer's proven name, if the handshake succeeded.
+    pub peer: Option<String>,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Tries the handshake with `peer` on every channel's port (`base_port` + offset).
+pub fn check_channels(ip: IpAddr, base_port: u16, me: &str, secret: &[u8], timeout: Duration) -> Vec<ChannelCheck> {
+    [Channel::Tree, Channel::Replication, Channel::Sync]
+        .into_iter()
+        .map(|channel| {
+            let addr = SocketAddr::new(ip, base_port.saturating_add(channel.port_offset()));
+            let (peer, error) = match connect(addr, me, secret, timeout) {
+                Ok((_, name)) => (Some(name), None),
+                Err(e) => (None, Some(e.to_string())),
+            };
+            ChannelCheck { channel: channel.name(), address: addr.to_string(), peer, error }
+        })
+        .collect()
+}
+
+/// Connects to `addr` as host `me`, authenticates with `secret` and fetches the peer's whole
+/// tree. Each step must finish within `timeout`.
+pub fn fetch_tree(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) -> Result<PeerTree> {
+    let (mut io, name) = connect(addr, me, secret, timeout)?;
     let mut scratch = [0u8; 64];
     session::send(&mut io, &mars_core::proto_msg::Message::TreeRequest { since_nanos: 0 }, 1, &mut scratch)
         .map_err(|e| anyhow!("{addr}: cannot ask for the tree: {e}"))?;
@@ -140,7 +175,7 @@ pub fn fetch_tree(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) 
             break;
         }
     }
-    Ok(PeerTree { name: peer.name().to_string(), entries })
+    Ok(PeerTree { name, entries })
 }
 
 /// A failed handshake in words an admin can act on.

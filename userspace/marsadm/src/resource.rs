@@ -80,11 +80,13 @@ impl Ctx {
         self.tree.value(&key(k)?)
     }
 
-    /// Sets `k` to `value` unless it holds that value already.
+    /// Sets `k` to `value` unless it holds that value already; durably, so that a power cut
+    /// after the command returns does not take the switch back.
     fn set(&mut self, k: Key<'_>, value: &str) -> Result<()> {
         let k = key(k)?;
         if self.tree.value(&k)?.as_deref() != Some(value) {
             self.tree.set(&k, value)?;
+            self.tree.sync()?;
         }
         Ok(())
     }

@@ -112,6 +112,15 @@ impl Tree {
         Ok(stamp)
     }
 
+    /// Makes every entry written so far durable: an fsync of the root directory, which on the
+    /// /mars filesystem (ext4, xfs) commits the journal with every change of the tree, so that
+    /// a power cut right after a command does not take back what it reported done.
+    pub fn sync(&self) -> Result<()> {
+        fs::File::open(&self.root)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot make the changes in {} durable", self.root.display()))
+    }
+
     /// The root directory (normally /mars).
     pub fn root(&self) -> &Path {
         &self.root

@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""A MARS peer written independently of lib/ (from docs/protocol.md), for the VM tests: it
+speaks the protocol well enough to authenticate, and badly on purpose to attack a server.
+
+  peer_tool.py ATTACK HOST PORT [options]
+
+Attacks (each prints one line per probe and exits 0 if the server behaved: answered with an error
+frame and/or closed the connection, never hung past the deadline):
+  garbage        random bytes
+  oversized      valid headers announcing payloads over every type's limit
+  half           half a frame, then silence (the server must close it on its own)
+  early          a tree-request before any hello
+  flood N        N connections at once, held open silent for a while
+  stall SECRET NAME   handshake, ask for the whole tree, never read the reply (prints "stalled"
+                 and sleeps; the test then removes the module on the server)
+  handshake SECRET NAME   handshake only; prints the server's name or its refusal
+"""
+import hashlib
+import hmac
+import os
+import socket
+import struct
+import sys
+import time
+
+MAGIC = b"MaRN"
+HELLO, AUTH_PROOF, ERROR, KEEPALIVE, TREE_REQUEST, TREE_DATA = 1, 2, 3, 4, 16, 17
+
+
+def _crc_table():
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+CRC_TABLE = _crc_table()
+
+
+def crc32c(data):
+    c = 0xFFFFFFFF
+    for b in data:
+        c = CRC_TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
+    return c ^ 0xFFFFFFFF
+
+
+assert crc32c(b"123456789") == 0xE3069283
+
+
+def frame(kind, payload, request_id=0, version=1, declared_len=None):
+    length = len(payload) if declared_len is None else declared_len
+    head = MAGIC + struct.pack("<HHIIQI", version, kind, 0, length, request_id, crc32c(payload) if payload else 0)
+    return head + struct.pack("<I", crc32c(head)) + payload
+
+
+def recv_exact(s, n):
+    out = b""
+    while len(out) < n:
+        chunk = s.recv(n - len(out))
+        if not chunk:
+            raise EOFError("closed")
+        out += chunk
+    return out
+
+
+def recv_frame(s):
+    head = recv_exact(s, 32)
+    if head[:4] != MAGIC:
+        raise ValueError("bad magic")
+    _ver, kind, _flags, length, rid, _pcrc, _hcrc = struct.unpack("<HHIIQII", head[4:])
+    return kind, rid, recv_exact(s, length)
+
+
+def error_text(payload):
+    code, n = struct.unpack("<HH", payload[:4])
+    return code, payload[4:4 + n].decode("utf-8", "replace")
+
+
+def connect(host, port, timeout=10):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect((host, port))
+    return s
+
+
+def outcome(s, deadline_s):
+    """What the server does next: 'error N: TEXT, closed', 'closed', or 'hung'."""
+    s.settimeout(deadline_s)
+    said = []
+    try:
+        while True:
+            kind, _rid, payload = recv_frame(s)
+            if kind == ERROR:
+                said.append("error %d: %s" % error_text(payload))
+            else:
+                said.append("frame type %d" % kind)
+    except (EOFError, ConnectionResetError):
+        said.append("closed")
+    except socket.timeout:
+        said.append("hung")
+    except ValueError as e:
+        said.append(str(e))
+    return ", ".join(said)
+
+
+def cluster_id(secret):
+    return hmac.new(secret, b"mars-cluster-id-v1", hashlib.sha256).digest()[:16]
+
+
+def hello_payload(secret, name, nonce):
+    n = name.encode()
+    return struct.pack("<HH", 1, 2) + cluster_id(secret) + nonce + bytes([len(n)]) + n
+
+
+def handshake(s, secret, name):
+    own = hello_payload(secret, name, os.urandom(32))
+    s.sendall(frame(HELLO, own))
+    kind, _rid, peer = recv_frame(s)
+    if kind == ERROR:
+        raise PermissionError("refused: error %d: %s" % error_text(peer))
+    if kind != HELLO:
+        raise ValueError("expected a hello, got type %d" % kind)
+    proof = hmac.new(secret, b"mars-auth-v1" + b"\x01" + own + peer, hashlib.sha256).digest()
+    s.sendall(frame(AUTH_PROOF, proof))
+    kind, _rid, payload = recv_frame(s)
+    if kind == ERROR:
+        raise PermissionError("refused: error %d: %s" % error_text(payload))
+    want = hmac.new(secret, b"mars-auth-v1" + b"\x02" + peer + own, hashlib.sha256).digest()
+    if payload != want:
+        raise PermissionError("the server's proof is wrong")
+    return peer[53:53 + peer[52]].decode()
+
+
+def main():
+    attack, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    args = sys.argv[4:]
+    ok = True
+    if attack == "garbage":
+        for size in (1, 31, 32, 100, 4096, 70000):
+            s = connect(host, port)
+            s.sendall(os.urandom(size))
+            r = outcome(s, 15)
+            print("garbage %d bytes: %s" % (size, r))
+            ok &= "hung" not in r
+    elif attack == "oversized":
+        for kind, length in ((HELLO, 117), (TREE_REQUEST, 9), (TREE_DATA, 1 << 21), (KEEPALIVE, 0xFFFFFFFF), (999, 8)):
+            s = connect(host, port)
+            s.sendall(frame(kind, b"", declared_len=length))
+            r = outcome(s, 15)
+            print("type %d announcing %d bytes: %s" % (kind, length, r))
+            ok &= "hung" not in r and "closed" in r
+    elif attack == "half":
+        s = connect(host, port)
+        s.sendall(frame(HELLO, hello_payload(b"x" * 32, "intruder", os.urandom(32)))[:20])
+        t0 = time.time()
+        r = outcome(s, 40)
+        print("half a hello, then silence: %s after %.1f s" % (r, time.time() - t0))
+        ok &= "closed" in r
+    elif attack == "early":
+        s = connect(host, port)
+        s.sendall(frame(TREE_REQUEST, struct.pack("<Q", 0), request_id=1))
+        r = outcome(s, 15)
+        print("tree-request before the handshake: %s" % r)
+        ok &= "closed" in r and "frame type 17" not in r
+    elif attack == "flood":
+        n = int(args[0])
+        socks, refused = [], 0
+        for _ in range(n):
+            try:
+                socks.append(connect(host, port, timeout=5))
+            except OSError:
+                refused += 1
+        print("flood: %d connections open, %d not accepted" % (len(socks), refused))
+        time.sleep(float(args[1]) if len(args) > 1 else 5)
+        closed = 0
+        for s in socks:
+            s.settimeout(0.01)
+            try:
+                if s.recv(1) == b"":
+                    closed += 1
+            except socket.timeout:
+                pass
+            except OSError:
+                closed += 1
+            s.close()
+        print("flood: %d closed by the server meanwhile" % closed)
+    elif attack == "stall":
+        secret, name = open(args[0], "rb").read(), args[1]
+        s = connect(host, port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        print("authenticated %s" % handshake(s, secret, name))
+        s.sendall(frame(TREE_REQUEST, struct.pack("<Q", 0), request_id=1))
+        print("stalled", flush=True)
+        time.sleep(float(args[2]) if len(args) > 2 else 120)
+    elif attack == "handshake":
+        secret, name = open(args[0], "rb").read(), args[1]
+        s = connect(host, port)
+        try:
+            print("authenticated %s" % handshake(s, secret, name))
+        except (PermissionError, EOFError, ConnectionResetError) as e:
+            print("refused: %s" % e)
+            ok = False
+    else:
+        sys.exit("unknown attack %s" % attack)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
