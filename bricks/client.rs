@@ -29,7 +29,7 @@ use crate::mars_core::peer_link::{
     Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS,
 };
 use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
-use crate::mars_core::proto_msg::Message;
+use crate::mars_core::proto_msg::{Message, DIGEST_WIRE_LEN};
 use crate::mars_core::session::{self, SessionError};
 use crate::mars_core::tree::Key;
 use crate::mars_core::tree_codec::{decode_chunk, ChunkWriter, CHUNK_HEADER_LEN, MAX_ENTRY_LEN};
@@ -59,6 +59,8 @@ struct Own {
     request_id: u64,
     /// Receive buffer for tree-data frames (allocated while connected).
     rx: KVVec<u8>,
+    /// Protocol version of the current connection.
+    version: u16,
 }
 
 /// A client of one peer on one channel.
@@ -116,7 +118,10 @@ impl Client {
                 Shared { link: Link::new(), pull_wanted: false, sock: None, last_error: TextBuf::new(), pulls: 0, merged: 0 },
                 "mars_client"
             ),
-            own <- kernel::new_mutex!(Own { pull: Pull::new(), request_id: 0, rx: KVVec::new() }, "mars_client_own"),
+            own <- kernel::new_mutex!(
+                Own { pull: Pull::new(), request_id: 0, rx: KVVec::new(), version: 1 },
+                "mars_client_own"
+            ),
             wake <- kernel::new_condvar!("mars_client_wake"),
         }? Error))
     }
@@ -213,6 +218,7 @@ impl Client {
                 return self.fail(failure, &why);
             }
         };
+        own.version = peer.version;
         if peer.version >= MessageType::TreeAnnounce.since_version() {
             if let Err(e) = self.announce(&mut wire, host) {
                 return self.fail(failure_of(&e), &e);
@@ -271,8 +277,21 @@ impl Client {
         let mut wire = Wire::new(&sock, Delta::from_millis(DEAD_AFTER_MS as i64));
         own.request_id = own.request_id.wrapping_add(1).max(1);
         let id = own.request_id;
-        let mut scratch = [0u8; 64];
-        let request = Message::TreeRequest { since_nanos: own.pull.since_nanos() };
+        let mut scratch = [0u8; 64 + DIGEST_WIRE_LEN];
+        let since_nanos = own.pull.since_nanos();
+        // With a peer that knows digests, ours lets it leave out what both hold alike.
+        let digest = if own.version >= MessageType::TreeRequestDigest.since_version() {
+            match tree_store::digest() {
+                Ok(d) => Some(d.to_wire()),
+                Err(e) => return self.fail(Failure::Io(-e.to_errno()), &describe(e.to_errno())),
+            }
+        } else {
+            None
+        };
+        let request = match &digest {
+            Some(d) => Message::TreeRequestDigest { since_nanos, digest: d },
+            None => Message::TreeRequest { since_nanos },
+        };
         if let Err(e) = session::send(&mut wire, &request, id, &mut scratch) {
             return self.fail(failure_of(&e), &e);
         }

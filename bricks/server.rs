@@ -21,6 +21,7 @@ use crate::handshake;
 use crate::kx::kthread::{KThread, Rounds};
 use crate::kx::net::{SockAddr, Socket};
 use crate::kx::time::{monotonic_ms, real_time_nanos};
+use crate::mars_core::gossip::{bucket_wanted, TreeDigest};
 use crate::mars_core::peer_link::{DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS};
 use crate::mars_core::proto::{Channel, ErrorCode, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
@@ -43,8 +44,8 @@ const BACKLOG: u32 = 64;
 /// Bytes of a tree-data chunk this server sends: small enough that [`MAX_CONNECTIONS`]
 /// sessions serving at once hold 4 MiB, large enough to carry hundreds of entries.
 const TREE_CHUNK: usize = 64 << 10;
-/// Room for any request (the largest, log-fetch, has 117 payload bytes).
-const REQUEST_BUF: usize = 256;
+/// Room for any request (the largest, tree-request-digest, has 520 payload bytes).
+const REQUEST_BUF: usize = 1024;
 /// An entry stored within this long before a reply's snapshot is sent again in the next reply:
 /// file times are coarse (a clock tick), so an entry stored while the snapshot was taken may
 /// carry a time a little before it.
@@ -252,6 +253,7 @@ fn is_request(kind: MessageType) -> bool {
     matches!(
         kind,
         MessageType::TreeRequest
+            | MessageType::TreeRequestDigest
             | MessageType::LogListRequest
             | MessageType::LogFetch
             | MessageType::BlockRead
@@ -264,7 +266,12 @@ fn is_request(kind: MessageType) -> bool {
 fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, message: &Message<'_>) -> Result {
     match *message {
         Message::Keepalive { .. } => Ok(()),
-        Message::TreeRequest { since_nanos } => serve_tree(wire, id, since_nanos),
+        Message::TreeRequest { since_nanos } => serve_tree(wire, id, since_nanos, u64::MAX),
+        Message::TreeRequestDigest { since_nanos, digest } => {
+            let Some(theirs) = TreeDigest::from_wire(digest) else { return Err(EINVAL) };
+            let ours = tree_store::digest()?;
+            serve_tree(wire, id, since_nanos, ours.differing(&theirs))
+        }
         Message::TreeAnnounce { chunk } => take_announce(wire, status, peer, chunk),
         // Requests of the replication and sync channels: served with issue 12.
         Message::LogListRequest { .. }
@@ -311,8 +318,9 @@ fn take_announce(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, chunk: 
     Ok(())
 }
 
-/// A tree-request: every entry this host stored at or after `since_nanos`, in chunks.
-fn serve_tree(wire: &mut Wire<'_>, id: u64, since_nanos: u64) -> Result {
+/// A tree-request: every entry this host stored at or after `since_nanos` whose digest bucket is
+/// in `buckets` (one bit per bucket: those where the requester's digest differs), in chunks.
+fn serve_tree(wire: &mut Wire<'_>, id: u64, since_nanos: u64, buckets: u64) -> Result {
     let as_of = real_time_nanos().saturating_sub(SNAPSHOT_MARGIN_NS);
     let mut chunk = KVVec::from_elem(0u8, TREE_CHUNK, GFP_KERNEL)?;
     let mut head = [0u8; 64];
@@ -321,6 +329,9 @@ fn serve_tree(wire: &mut Wire<'_>, id: u64, since_nanos: u64) -> Result {
         session::send(wire, &Message::TreeData { as_of_nanos: as_of, last, chunk }, id, head).map_err(|_| EPIPE)
     };
     tree_store::walk_changed(since_nanos, &mut |entry| {
+        if !bucket_wanted(entry.key, buckets) {
+            return Ok(());
+        }
         let mut w = ChunkWriter::resume(&mut chunk, state)?;
         if !w.push(entry)? {
             let len = w.finish();

@@ -10,6 +10,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 
 use crate::kx::vfs::{self, KPath};
+use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::tree::{EntryRef, MAX_KEY_DEPTH, MAX_KEY_LEN};
 use crate::mars_core::tree_codec::{format_link_target, parse_link_target, MAX_LINK_TARGET_LEN};
 
@@ -96,6 +97,17 @@ pub(crate) fn walk_changed(since_ns: u64, f: &mut dyn FnMut(&EntryRef<'_>) -> Re
     let mut key = KVec::with_capacity(MAX_KEY_LEN, GFP_KERNEL)?;
     let mut target = TargetBuf::new()?;
     walk_dir(&mut key, 1, since_ns, &mut target, f)
+}
+
+/// The digest of the whole tree as stored now (`mars_core::gossip::TreeDigest`): what a pull
+/// sends so that the server leaves out the buckets both sides hold alike.
+pub(crate) fn digest() -> Result<TreeDigest> {
+    let mut digest = TreeDigest::new();
+    walk_changed(0, &mut |entry| {
+        digest.add(entry);
+        Ok(())
+    })?;
+    Ok(digest)
 }
 
 /// Directory entry type of a symlink (`DT_LNK`).

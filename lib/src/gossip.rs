@@ -206,6 +206,29 @@ impl TreeDigest {
     pub const fn from_buckets(buckets: [u64; DIGEST_BUCKETS]) -> TreeDigest {
         TreeDigest { buckets }
     }
+
+    /// The digest in its wire form (docs/protocol.md, tree-request-digest).
+    pub fn to_wire(&self) -> [u8; DIGEST_BUCKETS * 8] {
+        let mut out = [0u8; DIGEST_BUCKETS * 8];
+        for (chunk, b) in out.chunks_exact_mut(8).zip(self.buckets.iter()) {
+            chunk.iter_mut().zip(b.to_le_bytes()).for_each(|(d, s)| *d = s);
+        }
+        out
+    }
+
+    /// A digest from its wire form; `None` unless `bytes` has exactly 512 bytes.
+    pub fn from_wire(bytes: &[u8]) -> Option<TreeDigest> {
+        if bytes.len() != DIGEST_BUCKETS * 8 {
+            return None;
+        }
+        let mut buckets = [0u64; DIGEST_BUCKETS];
+        for (b, chunk) in buckets.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut le = [0u8; 8];
+            le.iter_mut().zip(chunk).for_each(|(d, s)| *d = *s);
+            *b = u64::from_le_bytes(le);
+        }
+        Some(TreeDigest { buckets })
+    }
 }
 
 /// Whether a server sends `key` to a puller whose digest differs from its own in `differing`.
@@ -217,6 +240,15 @@ pub fn bucket_wanted(key: &str, differing: u64) -> bool {
 mod tests {
     use super::*;
     use crate::lamport::HostId;
+
+    #[test]
+    fn digests_round_trip_through_their_wire_form() {
+        let mut d = TreeDigest::new();
+        d.add(&EntryRef::live("uuid", "c1", crate::lamport::Stamp::new(5, HostId(1))).unwrap());
+        assert_eq!(TreeDigest::from_wire(&d.to_wire()), Some(d));
+        assert_eq!(TreeDigest::from_wire(&[0; 511]), None);
+        assert_eq!(crate::proto_msg::DIGEST_WIRE_LEN, DIGEST_BUCKETS * 8);
+    }
 
     #[test]
     fn a_small_cluster_pulls_from_everyone() {

@@ -57,6 +57,8 @@ pub enum MessageType {
     TreeData,
     /// [`Message::TreeAnnounce`]
     TreeAnnounce,
+    /// [`Message::TreeRequestDigest`]
+    TreeRequestDigest,
     /// [`Message::LogListRequest`]
     LogListRequest,
     /// [`Message::LogList`]
@@ -77,7 +79,7 @@ pub enum MessageType {
 
 impl MessageType {
     /// Every message type, in code order.
-    pub const ALL: [MessageType; 15] = [
+    pub const ALL: [MessageType; 16] = [
         MessageType::Hello,
         MessageType::AuthProof,
         MessageType::Error,
@@ -85,6 +87,7 @@ impl MessageType {
         MessageType::TreeRequest,
         MessageType::TreeData,
         MessageType::TreeAnnounce,
+        MessageType::TreeRequestDigest,
         MessageType::LogListRequest,
         MessageType::LogList,
         MessageType::LogFetch,
@@ -105,6 +108,7 @@ impl MessageType {
             MessageType::TreeRequest => 16,
             MessageType::TreeData => 17,
             MessageType::TreeAnnounce => 18,
+            MessageType::TreeRequestDigest => 19,
             MessageType::LogListRequest => 32,
             MessageType::LogList => 33,
             MessageType::LogFetch => 34,
@@ -126,7 +130,7 @@ impl MessageType {
     /// on a connection whose negotiated version has it.
     pub const fn since_version(self) -> u16 {
         match self {
-            MessageType::TreeAnnounce => 2,
+            MessageType::TreeAnnounce | MessageType::TreeRequestDigest => 2,
             _ => 1,
         }
     }
@@ -146,6 +150,7 @@ impl MessageType {
             MessageType::TreeRequest => "tree-request",
             MessageType::TreeData => "tree-data",
             MessageType::TreeAnnounce => "tree-announce",
+            MessageType::TreeRequestDigest => "tree-request-digest",
             MessageType::LogListRequest => "log-list-request",
             MessageType::LogList => "log-list",
             MessageType::LogFetch => "log-fetch",
@@ -200,7 +205,10 @@ impl Channel {
     pub fn carries(self, kind: MessageType) -> bool {
         match kind {
             MessageType::Hello | MessageType::AuthProof | MessageType::Error | MessageType::Keepalive => true,
-            MessageType::TreeRequest | MessageType::TreeData | MessageType::TreeAnnounce => self == Channel::Tree,
+            MessageType::TreeRequest
+            | MessageType::TreeData
+            | MessageType::TreeAnnounce
+            | MessageType::TreeRequestDigest => self == Channel::Tree,
             MessageType::LogListRequest | MessageType::LogList | MessageType::LogFetch | MessageType::LogData => {
                 self == Channel::Replication
             }

@@ -33,6 +33,8 @@ pub const MAX_OFFSET: u64 = i64::MAX as u64;
 pub const CLUSTER_ID_LEN: usize = 16;
 /// Bytes of a handshake nonce.
 pub const NONCE_LEN: usize = 32;
+/// Bytes of a tree digest on the wire (64 buckets of 8 bytes, sibling module `gossip`).
+pub const DIGEST_WIRE_LEN: usize = 512;
 /// Longest tree chunk in a [`Message::TreeAnnounce`]: room for one host's own entries.
 pub const MAX_ANNOUNCE: usize = 4096;
 
@@ -247,6 +249,14 @@ pub enum Message<'a> {
         /// A tree chunk of at most [`MAX_ANNOUNCE`] bytes.
         chunk: &'a [u8],
     },
+    /// A tree-request with the requester's tree digest (protocol version 2): the responder
+    /// leaves out every digest bucket in which its own digest equals the requester's.
+    TreeRequestDigest {
+        /// As in [`Message::TreeRequest`].
+        since_nanos: u64,
+        /// The requester's digest: [`DIGEST_WIRE_LEN`] bytes, 64 little-endian `u64`s.
+        digest: &'a [u8],
+    },
     /// Asks which logfiles of a resource the responder has.
     LogListRequest {
         /// The resource.
@@ -338,6 +348,7 @@ impl<'a> Message<'a> {
             Message::TreeRequest { .. } => MessageType::TreeRequest,
             Message::TreeData { .. } => MessageType::TreeData,
             Message::TreeAnnounce { .. } => MessageType::TreeAnnounce,
+            Message::TreeRequestDigest { .. } => MessageType::TreeRequestDigest,
             Message::LogListRequest { .. } => MessageType::LogListRequest,
             Message::LogList { .. } => MessageType::LogList,
             Message::LogFetch { .. } => MessageType::LogFetch,
@@ -369,6 +380,7 @@ impl<'a> Message<'a> {
             Message::Keepalive { .. } | Message::TreeRequest { .. } => 8,
             Message::TreeData { chunk, .. } => sum(&[13, chunk.len()]),
             Message::TreeAnnounce { chunk } => sum(&[4, chunk.len()]),
+            Message::TreeRequestDigest { digest, .. } => sum(&[8, digest.len()]),
             Message::LogListRequest { resource } => name_len(resource),
             Message::LogList { resource, entries } => {
                 entries.iter().fold(sum(&[name_len(resource), 4]), |acc, e| sum(&[acc, name_len(e.name), 8]))
@@ -398,6 +410,11 @@ impl<'a> Message<'a> {
             Message::Error { message, .. } => check_text("error text", message, MAX_ERROR_TEXT)?,
             Message::TreeData { chunk, .. } => check_count("tree chunk length", chunk.len(), 0, MAX_DATA)?,
             Message::TreeAnnounce { chunk } => check_count("announced chunk length", chunk.len(), 0, MAX_ANNOUNCE)?,
+            Message::TreeRequestDigest { digest, .. } => {
+                if digest.len() != DIGEST_WIRE_LEN {
+                    return Err(ProtoError::Invalid { field: "tree digest", why: "must be 512 bytes" });
+                }
+            }
             Message::LogListRequest { resource } => {
                 check_name(NameKind::Resource, resource.as_bytes())?;
             }
@@ -466,6 +483,10 @@ impl<'a> Message<'a> {
                 write_bulk_len(w, chunk)
             }
             Message::TreeAnnounce { chunk } => write_bulk_len(w, chunk),
+            Message::TreeRequestDigest { since_nanos, digest } => {
+                w.u64(since_nanos)?;
+                w.bytes(digest)
+            }
             Message::LogListRequest { resource } => write_name(w, resource),
             Message::LogList { resource, entries } => {
                 write_name(w, resource)?;
@@ -525,6 +546,7 @@ pub(super) const fn max_payload_len(kind: MessageType) -> usize {
         MessageType::Keepalive | MessageType::TreeRequest => 8,
         MessageType::TreeData => 13 + MAX_DATA,
         MessageType::TreeAnnounce => 4 + MAX_ANNOUNCE,
+        MessageType::TreeRequestDigest => 8 + DIGEST_WIRE_LEN,
         MessageType::LogListRequest => RES,
         MessageType::LogList => RES + 4 + MAX_LOG_ENTRIES as usize * (FILE + 8),
         MessageType::LogFetch => RES + FILE + 12,
@@ -672,6 +694,10 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
         MessageType::TreeAnnounce => {
             Message::TreeAnnounce { chunk: read_bulk(r, "announced chunk length", MAX_ANNOUNCE)? }
         }
+        MessageType::TreeRequestDigest => Message::TreeRequestDigest {
+            since_nanos: take(r, "since", Reader::u64)?,
+            digest: take(r, "tree digest", |r| r.bytes(DIGEST_WIRE_LEN))?,
+        },
         MessageType::LogListRequest => Message::LogListRequest { resource: read_name(r, NameKind::Resource)? },
         MessageType::LogList => {
             let resource = read_name(r, NameKind::Resource)?;
@@ -758,6 +784,7 @@ mod tests {
         TreeRequest(u64),
         TreeData(u64, bool, Vec<u8>),
         TreeAnnounce(Vec<u8>),
+        TreeRequestDigest(u64, Vec<u8>),
         LogListRequest(String),
         LogList(String, Vec<(String, u64)>),
         LogFetch(String, String, u64, u32),
@@ -788,6 +815,7 @@ mod tests {
             Owned::TreeRequest(n) => Message::TreeRequest { since_nanos: *n },
             Owned::TreeData(n, last, chunk) => Message::TreeData { as_of_nanos: *n, last: *last, chunk },
             Owned::TreeAnnounce(chunk) => Message::TreeAnnounce { chunk },
+            Owned::TreeRequestDigest(n, digest) => Message::TreeRequestDigest { since_nanos: *n, digest },
             Owned::LogListRequest(r) => Message::LogListRequest { resource: r },
             Owned::LogList(r, _) => Message::LogList { resource: r, entries: LogEntries::from_list(&list) },
             Owned::LogFetch(r, file, offset, length) => {
@@ -845,6 +873,8 @@ mod tests {
             any::<u64>().prop_map(Owned::TreeRequest),
             (any::<u64>(), any::<bool>(), bytes(max_bulk)).prop_map(|(n, l, c)| Owned::TreeData(n, l, c)),
             bytes(max_bulk.min(MAX_ANNOUNCE)).prop_map(Owned::TreeAnnounce),
+            (any::<u64>(), proptest::collection::vec(any::<u8>(), DIGEST_WIRE_LEN))
+                .prop_map(|(n, d)| Owned::TreeRequestDigest(n, d)),
             resource().prop_map(Owned::LogListRequest),
             (resource(), proptest::collection::vec((logfile(), 0..=MAX_OFFSET), 0..=max_items))
                 .prop_map(|(r, e)| Owned::LogList(r, e)),
@@ -1086,6 +1116,7 @@ mod tests {
             Message::TreeRequest { since_nanos: 1 },
             Message::TreeData { as_of_nanos: 1, last: true, chunk: &data },
             Message::TreeAnnounce { chunk: &data[..MAX_ANNOUNCE] },
+            Message::TreeRequestDigest { since_nanos: 1, digest: &data[..DIGEST_WIRE_LEN] },
             Message::LogListRequest { resource: &res },
             Message::LogList { resource: &res, entries: LogEntries::from_list(&names) },
             Message::LogFetch { resource: &res, file: &file, offset: 0, length: MAX_DATA as u32 },
