@@ -87,6 +87,23 @@ fi
 grep -q "secret" /proc/mars/status && fail "the secret shows in /proc/mars/status"
 dmesg | grep -q "$(xxd -p -c 64 /mars/.secret)" && fail "the secret is in dmesg"
 
+# node3 leaves: refused while it has a data device for a resource, then done; the others learn
+# of it while its server still answers (the leaving grace) and drop it.
+if [ "$NODE" = 3 ]; then
+  put_key resource-r9/data-node3 /dev/vda
+  expect_fail marsadm leave-cluster
+  echo "$LAST_OUTPUT" | grep -q "still belongs to resource(s) r9" || fail "leave with a data device not refused"
+  ln -sfn "|$(date +%s.%N)@0000000000000003,deleted" /mars/resource-r9/data-node3
+  marsadm leave-cluster
+  grep -qx "cluster leaving" /proc/mars/status || fail "not leaving: $(grep ^cluster /proc/mars/status)"
+  expect_fail marsadm leave-cluster
+  echo "$LAST_OUTPUT" | grep -q "not a member" || fail "a second leave not refused"
+else
+  wait_for "[ \$(marsadm --json view | jq '.members | length') = 2 ]" 20
+  wait_for "! peer_line node3" 10
+fi
+barrier left 120
+
 barrier before-rmmod 120
 # rmmod with peers connected finishes within seconds.
 t0=$(date +%s.%N)

@@ -14,6 +14,9 @@ frame and/or closed the connection, never hung past the deadline):
   stall SECRET NAME   handshake, ask for the whole tree, never read the reply (prints "stalled"
                  and sleeps; the test then removes the module on the server)
   handshake SECRET NAME   handshake only; prints the server's name or its refusal
+  fetch SECRET NAME       handshake, then the whole tree: prints bytes, seconds and MB/s
+  sink                    (reference) accepts one TCP connection on PORT and reads it to the end
+  source BYTES            (reference) sends BYTES over one TCP connection: prints seconds, MB/s
 """
 import hashlib
 import hmac
@@ -196,6 +199,42 @@ def main():
         s.sendall(frame(TREE_REQUEST, struct.pack("<Q", 0), request_id=1))
         print("stalled", flush=True)
         time.sleep(float(args[2]) if len(args) > 2 else 120)
+    elif attack == "fetch":
+        secret, name = open(args[0], "rb").read(), args[1]
+        s = connect(host, port, timeout=120)
+        handshake(s, secret, name)
+        t0 = time.time()
+        s.sendall(frame(TREE_REQUEST, struct.pack("<Q", 0), request_id=1))
+        total, frames = 0, 0
+        while True:
+            kind, _rid, payload = recv_frame(s)
+            total += 32 + len(payload)
+            frames += 1
+            if kind != TREE_DATA or payload[8] == 1:
+                break
+        dt = time.time() - t0
+        print("fetch: %d bytes in %d frames in %.2f s: %.2f MB/s" % (total, frames, dt, total / dt / 1e6))
+    elif attack == "sink":
+        l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        l.bind((host, port))
+        l.listen(1)
+        c, _ = l.accept()
+        while c.recv(1 << 20):
+            pass
+    elif attack == "source":
+        n = int(args[0])
+        s = connect(host, port, timeout=120)
+        block = os.urandom(1 << 20)
+        t0 = time.time()
+        sent = 0
+        while sent < n:
+            s.sendall(block[: min(len(block), n - sent)])
+            sent += min(len(block), n - sent)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        dt = time.time() - t0
+        print("source: %d bytes in %.2f s: %.2f MB/s" % (n, dt, n / dt / 1e6))
     elif attack == "handshake":
         secret, name = open(args[0], "rb").read(), args[1]
         s = connect(host, port)
