@@ -23,7 +23,7 @@ use crate::kx::net::{SockAddr, Socket};
 use crate::kx::random;
 use crate::kx::time::monotonic_ms;
 use crate::mars_core::errno::{describe, Described};
-use crate::mars_core::gossip::Pull;
+use crate::mars_core::gossip::{Pull, TreeDigest};
 use crate::mars_core::lamport::{HostId, Stamp};
 use crate::mars_core::peer_link::{
     Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS,
@@ -41,8 +41,9 @@ use crate::wire::Wire;
 /// What others may look at and change while the thread runs.
 struct Shared {
     link: Link,
-    /// The strategy asked for a pull.
-    pull_wanted: bool,
+    /// The strategy asked for a pull, with this host's tree digest as of its round (or `None`:
+    /// the digest could not be made; the pull goes without).
+    pull_wanted: Option<Option<TreeDigest>>,
     /// The connection (or the connect in progress), for `stop` to shut down.
     sock: Option<Arc<Socket>>,
     /// Why the last connection ended or attempt failed, in words.
@@ -115,7 +116,7 @@ impl Client {
             status,
             stopping: AtomicBool::new(false),
             shared <- kernel::new_mutex!(
-                Shared { link: Link::new(), pull_wanted: false, sock: None, last_error: TextBuf::new(), pulls: 0, merged: 0 },
+                Shared { link: Link::new(), pull_wanted: None, sock: None, last_error: TextBuf::new(), pulls: 0, merged: 0 },
                 "mars_client"
             ),
             own <- kernel::new_mutex!(
@@ -131,9 +132,11 @@ impl Client {
         self.addr
     }
 
-    /// Asks for a pull as soon as the connection is up.
-    pub(crate) fn pull_soon(&self) {
-        self.shared.lock().pull_wanted = true;
+    /// Asks for a pull as soon as the connection is up, sending `digest`: this host's tree
+    /// digest, made once per round for all its pulls. A digest older than the tree is safe: a
+    /// bucket it shows alike holds nothing this host lacks (it only gained entries since).
+    pub(crate) fn pull_soon(&self, digest: Option<TreeDigest>) {
+        self.shared.lock().pull_wanted = Some(digest);
         self.wake.notify_all();
     }
 
@@ -271,8 +274,8 @@ impl Client {
         }
     }
 
-    /// One pull of the tree: request, replies, merges.
-    fn pull(&self, own: &mut Own) {
+    /// One pull of the tree: request (with `digest` if the peer knows digests), replies, merges.
+    fn pull(&self, own: &mut Own, digest: Option<&TreeDigest>) {
         let Some(sock) = self.socket() else { return };
         let mut wire = Wire::new(&sock, Delta::from_millis(DEAD_AFTER_MS as i64));
         own.request_id = own.request_id.wrapping_add(1).max(1);
@@ -280,14 +283,8 @@ impl Client {
         let mut scratch = [0u8; 64 + DIGEST_WIRE_LEN];
         let since_nanos = own.pull.since_nanos();
         // With a peer that knows digests, ours lets it leave out what both hold alike.
-        let digest = if own.version >= MessageType::TreeRequestDigest.since_version() {
-            match tree_store::digest() {
-                Ok(d) => Some(d.to_wire()),
-                Err(e) => return self.fail(Failure::Io(-e.to_errno()), &describe(e.to_errno())),
-            }
-        } else {
-            None
-        };
+        let digest =
+            digest.filter(|_| own.version >= MessageType::TreeRequestDigest.since_version()).map(|d| d.to_wire());
         let request = match &digest {
             Some(d) => Message::TreeRequestDigest { since_nanos, digest: d },
             None => Message::TreeRequest { since_nanos },
@@ -384,10 +381,10 @@ impl Rounds for Client {
             }
             Action::Wait { until } => {
                 let mut shared = self.shared.lock();
-                if shared.link.is_up() && shared.pull_wanted {
-                    shared.pull_wanted = false;
+                if let (true, Some(digest)) = (shared.link.is_up(), shared.pull_wanted) {
+                    shared.pull_wanted = None;
                     drop(shared);
-                    self.pull(&mut own);
+                    self.pull(&mut own, digest.as_ref());
                 } else {
                     drop(own);
                     let ms = until.saturating_sub(now).clamp(1, 60_000);

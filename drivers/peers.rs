@@ -98,6 +98,8 @@ impl Peers {
         for p in self.peers.iter_mut() {
             p.idle = p.idle.saturating_add(1);
         }
+        // One walk of the tree per round for the digest that all this round's pulls send.
+        let digest = if n > 0 { tree_store::digest().ok() } else { None };
         for &i in picked.get(..n).unwrap_or(&[]) {
             let Some(member) = members.get(i) else { continue };
             let Some(ip) = member.addr else { continue };
@@ -107,12 +109,12 @@ impl Peers {
             match self.peers.iter_mut().find(|p| p.name == member.name) {
                 Some(p) => {
                     p.idle = 0;
-                    p.client.body().pull_soon();
+                    p.client.body().pull_soon(digest);
                 }
                 None => {
                     let client =
                         Arc::pin_init(Client::new(&member.name, addr, Channel::Tree, status.clone())?, GFP_KERNEL)?;
-                    client.pull_soon();
+                    client.pull_soon(digest);
                     let thread = KThread::spawn(c"mars_client", client)?;
                     let mut name = KVec::with_capacity(member.name.len(), GFP_KERNEL)?;
                     name.extend_from_slice(&member.name, GFP_KERNEL)?;

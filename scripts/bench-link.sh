@@ -2,7 +2,7 @@
 # Benchmark: one MARS connection over the long lossy link of ../shared/docs/anchors.md (netem
 # delay 25 ms and 0.5 % loss on both ends, RTT about 54 ms) against a plain TCP connection
 # between the same two VMs, clean and lossy, several rounds alternating. The MARS side is
-# node1's kernel server answering a full tree pull of about 2.5 MB (20,000 entries) to an
+# node1's kernel server answering a full tree pull of about 2.6 MB (2,500 entries of 1 KB) to an
 # independent client (tests/qemu/guest/peer_tool.py fetch); the reference is a Python TCP
 # stream of the same size. Prints a table and writes it to $OUT/results.txt; `ss -tmi` of the
 # server's connection shows its window.
@@ -19,6 +19,7 @@ ROUNDS=${ROUNDS:-3}
 export OUT SEED ROUNDS
 source "$MARS_ROOT/tests/qemu/cluster.sh"
 trap cluster_teardown EXIT
+echo "$ROUNDS" >"$OUT/rounds"
 log "two VMs, $ROUNDS rounds; logs in $OUT"
 cluster_init 2
 node_start 1 bench-link.sh || die "node1 did not start"
