@@ -207,6 +207,8 @@ impl fmt::Display for ResourceView {
         };
         writeln!(f, "  switch        {switch}")?;
         let state = match (self.is_attached, self.is_primary) {
+            // No data device here: nothing for this host's module to report.
+            (None, None) if self.data_device.is_none() => "not set up on this host (no data device)".to_string(),
             (None, None) => "not reported by mars.ko yet".to_string(),
             (attached, primary) => {
                 let attached = if attached == Some(true) { "attached" } else { "detached" };
@@ -331,6 +333,7 @@ mod tests {
         let mut tree = Tree::new(dir.path(), "node1", Stamp::ZERO);
         tree.set("resource-r0/size", "1572864").unwrap();
         tree.set("resource-r0/primary", "(none)").unwrap();
+        tree.set("resource-r0/data-node1", "/dev/vda").unwrap();
         tree.set("resource-r0/actual-node1/log", "").unwrap();
         tree.set("resource-r0/actual-node1/error", "cannot attach data device /dev/vda: error -16").unwrap();
         tree.set("todo-global/delete-r0", "1").unwrap();
@@ -346,6 +349,9 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  error         cannot attach data device /dev/vda: error -16\n"), "{text}");
+        // A resource with no data device here has nothing to report on this host.
+        let v = read_resource(&mut tree, "r0", "node2").expect("reads");
+        assert!(v.to_string().contains("  state         not set up on this host (no data device)\n"));
         tree.set("resource-r0/actual-node1/error", "cannot attach data device /dev/vda: EBUSY (device or resource busy); resource-r0/size is missing: not attaching").unwrap();
         let text = read_resource(&mut tree, "r0", "node1").unwrap().to_string();
         assert!(
