@@ -193,7 +193,7 @@ impl Client {
     fn connect(&self, own: &mut Own) {
         let sock = match Socket::for_address(&self.addr).and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Error::from)) {
             Ok(s) => s,
-            Err(e) => return self.fail(Failure::Io(-e.to_errno()), &crate::mars_core::errno::describe(e.to_errno())),
+            Err(e) => return self.fail(Failure::Io(-e.to_errno()), &describe(e.to_errno())),
         };
         {
             let mut shared = self.shared.lock();
@@ -205,7 +205,7 @@ impl Client {
         }
         if let Err(e) = sock.connect(&self.addr, Delta::from_millis(CONNECT_TIMEOUT_MS as i64)) {
             let why = if e == EAGAIN { Failure::ConnectTimeout } else { Failure::Io(-e.to_errno()) };
-            return self.fail(why, &crate::mars_core::errno::describe(e.to_errno()));
+            return self.fail(why, &describe(e.to_errno()));
         }
         self.shared.lock().link.tcp_up(monotonic_ms());
         let Some(host) = self.status.host_str() else { return };
@@ -331,7 +331,7 @@ impl Client {
                     Ok(false) => {}
                     Err(e) => {
                         // This host's /mars refuses (full, read-only): the pull is not complete.
-                        let words = crate::mars_core::errno::describe(e.to_errno());
+                        let words = describe(e.to_errno());
                         return self.fail(Failure::Io(-e.to_errno()), &format_args!("cannot store an entry: {words}"));
                     }
                 }

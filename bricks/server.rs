@@ -134,11 +134,12 @@ impl Listener {
         let mut sessions = self.sessions.lock();
         let same_peer =
             sessions.iter().filter(|s| peer.is_some_and(|p| s.body().peer.is_some_and(|q| q.same_host(&p)))).count();
-        if sessions.len() >= MAX_CONNECTIONS || same_peer >= MAX_PER_PEER {
+        let all = sessions.len();
+        if all >= MAX_CONNECTIONS || same_peer >= MAX_PER_PEER {
             drop(sessions);
             self.shared.refused(
                 peer,
-                &format_args!("too many connections ({} in all, at most {MAX_CONNECTIONS}; {same_peer} from this address, at most {MAX_PER_PEER})", self.sessions.lock().len()),
+                &format_args!("too many connections ({all} in all, at most {MAX_CONNECTIONS}; {same_peer} from this address, at most {MAX_PER_PEER})"),
             );
             return Ok(()); // `sock` is closed here.
         }
