@@ -67,6 +67,8 @@ for i in range(12000):
   $tool early 10.78.0.1 7777
   $tool half 10.78.0.1 7779 &
   half=$!
+  # Past the refusal log's 5 s window of the attacks before, so the flood's refusal is logged.
+  sleep 6
   $tool flood 10.78.0.1 7777 200 5
   wait $half
   mark attacked
