@@ -21,7 +21,7 @@ use crate::handshake;
 use crate::kx::kthread::{KThread, Rounds};
 use crate::kx::net::{SockAddr, Socket};
 use crate::kx::time::{monotonic_ms, real_time_nanos};
-use crate::mars_core::gossip::{bucket_wanted, TreeDigest};
+use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::peer_link::{DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS};
 use crate::mars_core::proto::{Channel, ErrorCode, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
@@ -31,7 +31,8 @@ use crate::mars_core::tree::Key;
 use crate::mars_core::tree_codec::{decode_chunk, ChunkWriter};
 use crate::shown::Shown;
 use crate::status::ModuleStatus;
-use crate::tree_store::{self, TargetBuf};
+use crate::tree_index::Filled;
+use crate::tree_store::TargetBuf;
 use crate::wire::Wire;
 
 /// Sessions at most, over all peers.
@@ -267,11 +268,10 @@ fn is_request(kind: MessageType) -> bool {
 fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, message: &Message<'_>) -> Result {
     match *message {
         Message::Keepalive { .. } => Ok(()),
-        Message::TreeRequest { since_nanos } => serve_tree(wire, id, since_nanos, u64::MAX),
+        Message::TreeRequest { since_nanos } => serve_tree(wire, status, id, since_nanos, u64::MAX),
         Message::TreeRequestDigest { since_nanos, digest } => {
             let Some(theirs) = TreeDigest::from_wire(digest) else { return Err(EINVAL) };
-            let ours = tree_store::digest()?;
-            serve_tree(wire, id, since_nanos, ours.differing(&theirs))
+            serve_tree(wire, status, id, since_nanos, status.tree_digest().differing(&theirs))
         }
         Message::TreeAnnounce { chunk } => take_announce(wire, status, peer, chunk),
         // Requests of the replication and sync channels: served with issue 12.
@@ -320,32 +320,27 @@ fn take_announce(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, chunk: 
 }
 
 /// A tree-request: every entry this host stored at or after `since_nanos` whose digest bucket is
-/// in `buckets` (one bit per bucket: those where the requester's digest differs), in chunks.
-fn serve_tree(wire: &mut Wire<'_>, id: u64, since_nanos: u64, buckets: u64) -> Result {
+/// in `buckets` (one bit per bucket: those where the requester's digest differs), in chunks. The
+/// tree lock is held while a chunk is filled, never while it is sent.
+fn serve_tree(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, since_nanos: u64, buckets: u64) -> Result {
     let as_of = real_time_nanos().saturating_sub(SNAPSHOT_MARGIN_NS);
     let mut chunk = KVVec::from_elem(0u8, TREE_CHUNK, GFP_KERNEL)?;
     let mut head = [0u8; 64];
-    let mut state = ChunkWriter::new(&mut chunk)?.state();
-    let mut send = |chunk: &[u8], last: bool, head: &mut [u8]| {
-        session::send(wire, &Message::TreeData { as_of_nanos: as_of, last, chunk }, id, head).map_err(|_| EPIPE)
-    };
-    tree_store::walk_changed(since_nanos, &mut |entry| {
-        if !bucket_wanted(entry.key, buckets) {
-            return Ok(());
+    let mut from = KVec::new();
+    loop {
+        let mut writer = ChunkWriter::new(&mut chunk)?;
+        let filled = status.fill_tree(&from, since_nanos, buckets, &mut writer)?;
+        // An entry is at most a few KiB: a chunk that is full holds at least one.
+        if matches!(filled, Filled::Full(_)) && writer.entries() == 0 {
+            return Err(EINVAL);
         }
-        let mut w = ChunkWriter::resume(&mut chunk, state)?;
-        if !w.push(entry)? {
-            let len = w.finish();
-            send(chunk.get(..len).unwrap_or(&[]), false, &mut head)?;
-            w = ChunkWriter::new(&mut chunk)?;
-            // An entry is at most a few KiB: it fits an empty chunk.
-            if !w.push(entry)? {
-                return Err(EINVAL);
-            }
+        let len = writer.finish();
+        let last = matches!(filled, Filled::Done);
+        let data = Message::TreeData { as_of_nanos: as_of, last, chunk: chunk.get(..len).unwrap_or(&[]) };
+        session::send(wire, &data, id, &mut head).map_err(|_| EPIPE)?;
+        match filled {
+            Filled::Done => return Ok(()),
+            Filled::Full(next) => from = next,
         }
-        state = w.state();
-        Ok(())
-    })?;
-    let len = ChunkWriter::resume(&mut chunk, state)?.finish();
-    send(chunk.get(..len).unwrap_or(&[]), true, &mut head)
+    }
 }

@@ -24,6 +24,7 @@ mod secret;
 mod shown;
 mod status;
 mod strategy;
+mod tree_index;
 mod tree_store;
 mod wire;
 

@@ -67,7 +67,7 @@ int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 	return err;
 }
 
-ssize_t mars_vfs_readlink_ctime(const char *path, char *buf, size_t size, u64 *ctime_ns)
+ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
 {
 	DEFINE_DELAYED_CALL(done);
 	struct path link_path;
@@ -81,11 +81,6 @@ ssize_t mars_vfs_readlink_ctime(const char *path, char *buf, size_t size, u64 *c
 		ret = -EINVAL;
 		goto out_put;
 	}
-	if (ctime_ns) {
-		struct timespec64 ts = inode_get_ctime(d_inode(link_path.dentry));
-
-		*ctime_ns = ts.tv_sec < 0 ? 0 : (u64)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-	}
 	target = vfs_get_link(link_path.dentry, &done);
 	if (IS_ERR(target)) {
 		ret = PTR_ERR(target);
@@ -98,10 +93,20 @@ out_put:
 	return ret;
 }
 
-ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size)
+int mars_vfs_dir_ctime(const char *path, u64 *ctime_ns)
 {
-	return mars_vfs_readlink_ctime(path, buf, size, NULL);
+	struct path dir_path;
+	struct timespec64 ts;
+	int err = kern_path(path, LOOKUP_DIRECTORY, &dir_path);
+
+	if (err)
+		return err;
+	ts = inode_get_ctime(d_inode(dir_path.dentry));
+	*ctime_ns = ts.tv_sec < 0 ? 0 : (u64)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+	path_put(&dir_path);
+	return 0;
 }
+
 
 /* Removes DIR/NAME: a directory (which must be empty) if IS_DIR, else any other entry. */
 static int mars_vfs_remove(const char *dir, const char *name, bool is_dir)

@@ -23,11 +23,11 @@ int mars_vfs_rename(const char *dir, const char *old_name, const char *new_name)
 ssize_t mars_vfs_readlink(const char *path, char *buf, size_t size);
 
 /*
- * The same, and the symlink's change time (ctime, nanoseconds of the real-time clock) in
- * *CTIME_NS: when the link was created or renamed into place, which is when this host stored
- * the entry (the tree exchange sends peers what changed since their last pull).
+ * Stores the change time of the directory PATH in *CTIME_NS (nanoseconds since the epoch): it
+ * moves whenever an entry is created, renamed or removed in it (the tree index lists again only
+ * the directories that changed).
  */
-ssize_t mars_vfs_readlink_ctime(const char *path, char *buf, size_t size, u64 *ctime_ns);
+int mars_vfs_dir_ctime(const char *path, u64 *ctime_ns);
 
 /* Removes the non-directory DIR/NAME. */
 int mars_vfs_unlink(const char *dir, const char *name);

@@ -98,8 +98,8 @@ impl Peers {
         for p in self.peers.iter_mut() {
             p.idle = p.idle.saturating_add(1);
         }
-        // One walk of the tree per round for the digest that all this round's pulls send.
-        let digest = if n > 0 { tree_store::digest().ok() } else { None };
+        // The digest that all this round's pulls send.
+        let digest = (n > 0).then(|| status.tree_digest());
         for &i in picked.get(..n).unwrap_or(&[]) {
             let Some(member) = members.get(i) else { continue };
             let Some(ip) = member.addr else { continue };

@@ -13,12 +13,15 @@ use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
 use crate::kx;
+use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::lamport::{HostId, LamportClock, Stamp};
 use crate::mars_core::tree::{supersedes, validate_host_name, EntryRef};
+use crate::mars_core::tree_codec::ChunkWriter;
 use crate::mars_core::VERSION;
 use crate::peers::NetworkView;
 use crate::shown::Shown;
 use crate::strategy::RoundResult;
+use crate::tree_index::{Filled, TreeIndex};
 use crate::tree_store::{self, TargetBuf};
 use crate::Settings;
 
@@ -81,11 +84,11 @@ pub(crate) struct ModuleStatus {
     /// Clock and counters.
     #[pin]
     state: Mutex<State>,
-    /// Serialises the module's writes of tree entries (the strategy's own and those merged from
-    /// peers), so that a read-compare-write of one key is never interleaved with another's.
-    /// A leaf lock: nothing else is taken while it is held.
+    /// The tree in memory. Its lock also serialises the module's writes of tree entries (the
+    /// strategy's own and those merged from peers), so that a read-compare-write of one key is
+    /// never interleaved with another's. A leaf lock: nothing else is taken while it is held.
     #[pin]
-    tree: Mutex<()>,
+    tree: Mutex<TreeIndex>,
     /// The server and the peers as the strategy's last round saw them (`None`: not a member).
     #[pin]
     network: Mutex<Option<NetworkView>>,
@@ -106,7 +109,7 @@ impl ModuleStatus {
                 State { clock, resources: 0, membership: Membership::Unknown, last_error: 0, rounds: 0 },
                 "mars_status"
             ),
-            tree <- kernel::new_mutex!((), "mars_tree"),
+            tree <- kernel::new_mutex!(TreeIndex::new(), "mars_tree"),
             network <- kernel::new_mutex!(None, "mars_network"),
         })
     }
@@ -134,23 +137,57 @@ impl ModuleStatus {
 
     /// Stores `entry` in the tree (the caller has decided it is to replace what is stored).
     pub(crate) fn store_entry(&self, entry: &EntryRef<'_>) -> Result {
-        let _tree = self.tree.lock();
-        tree_store::put(entry, &mut TargetBuf::new()?)
+        let mut tree = self.tree.lock();
+        tree_store::put(entry, &mut TargetBuf::new()?)?;
+        tree.note(entry)
     }
 
     /// Stores `entry`, received from a peer, if it supersedes what is stored (the Lamport rule
     /// of docs/tree.md), and takes note of its stamp; returns whether it was stored.
     pub(crate) fn merge_entry(&self, entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result<bool> {
         self.observe(entry.stamp);
-        let _tree = self.tree.lock();
-        let newer = {
-            let stored = tree_store::get(entry.key, buf)?;
-            supersedes(entry, stored.as_ref())
-        };
-        if newer {
-            tree_store::put(entry, buf)?;
+        let mut tree = self.tree.lock();
+        // Most received entries are known already: judged in memory, without reading the link.
+        if !tree.would_take(entry)? {
+            return Ok(false);
         }
-        Ok(newer)
+        // The link itself decides: marsadm may have stored a newer entry the index has not seen.
+        match tree_store::get(entry.key, buf)? {
+            Some(stored) if !supersedes(entry, Some(&stored)) => {
+                tree.note(&stored)?;
+                Ok(false)
+            }
+            _ => {
+                tree_store::put(entry, buf)?;
+                tree.note(entry)?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Brings the tree in memory in line with /mars (see [`TreeIndex::scan`]); the host's clock
+    /// takes note of the newest stamp found.
+    pub(crate) fn scan_tree(&self) -> Result {
+        let newest = self.tree.lock().scan()?;
+        self.observe(newest);
+        Ok(())
+    }
+
+    /// The digest of the tree as stored now.
+    pub(crate) fn tree_digest(&self) -> TreeDigest {
+        self.tree.lock().digest()
+    }
+
+    /// Copies the entries a pull asks for into `chunk`, from the key `from` on, until it is full
+    /// (see [`TreeIndex::fill`]).
+    pub(crate) fn fill_tree(
+        &self,
+        from: &[u8],
+        since_ns: u64,
+        buckets: u64,
+        chunk: &mut ChunkWriter<'_>,
+    ) -> Result<Filled> {
+        self.tree.lock().fill(from, since_ns, buckets, chunk)
     }
 
     /// Replaces what status shows about the network (`None`: this host takes no part).

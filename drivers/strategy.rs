@@ -69,6 +69,8 @@ impl Strategy {
             }
             Err(e) => return Err(e),
         }
+        // What marsadm or an administrator stored since the last round, for the pulls of peers.
+        self.status.scan_tree()?;
         let host = self.status.host_str().ok_or(EINVAL)?;
         match self.membership(host)? {
             Membership::Member => {}

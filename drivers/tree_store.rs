@@ -10,8 +10,7 @@ use kernel::prelude::*;
 use kernel::str::CStr;
 
 use crate::kx::vfs::{self, KPath};
-use crate::mars_core::gossip::TreeDigest;
-use crate::mars_core::tree::{EntryRef, MAX_KEY_DEPTH, MAX_KEY_LEN};
+use crate::mars_core::tree::EntryRef;
 use crate::mars_core::tree_codec::{format_link_target, parse_link_target, MAX_LINK_TARGET_LEN};
 
 /// Mount point of the /mars filesystem.
@@ -42,6 +41,18 @@ pub(crate) fn get<'a>(key: &'a str, buf: &'a mut TargetBuf) -> Result<Option<Ent
     };
     let target = buf.0.get(..len).ok_or(EINVAL)?;
     parse_link_target(key, target).map(Some).map_err(|_| crate::kx::errno::unclean())
+}
+
+/// Reads the entry stored for `key` as a scan of the tree does: a link that is gone, is no
+/// symlink or does not parse is `None` (the strategy reports bad links where it reads them).
+pub(crate) fn get_valid<'a>(key: &'a str, buf: &'a mut TargetBuf) -> Result<Option<EntryRef<'a>>> {
+    let path = KPath::join(&[ROOT, b"/", key.as_bytes()])?;
+    let len = match vfs::readlink(&path, &mut buf.0) {
+        Ok(len) => len,
+        Err(e) if e == ENOENT || e == EINVAL => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(buf.0.get(..len).and_then(|target| parse_link_target(key, target).ok()))
 }
 
 /// Stores `entry` as `/mars/KEY`, creating parent directories as needed and replacing the
@@ -86,101 +97,6 @@ fn make_dirs(dir: &[u8]) -> Result {
         }
     }
     Ok(())
-}
-
-/// Calls `f(entry)` for every entry this host stored at or after `since_ns` of its real-time
-/// clock: the time its symlink was created or renamed into place (its ctime), by the module or
-/// by marsadm. 0 visits the whole tree. Names starting with `.` (temporary links, the secret)
-/// and `lost+found` are not keys and are left out, as are links that do not parse (reported by
-/// the strategy where it reads them).
-pub(crate) fn walk_changed(since_ns: u64, f: &mut dyn FnMut(&EntryRef<'_>) -> Result) -> Result {
-    let mut key = KVec::with_capacity(MAX_KEY_LEN, GFP_KERNEL)?;
-    let mut target = TargetBuf::new()?;
-    walk_dir(&mut key, 1, since_ns, &mut target, f)
-}
-
-/// The digest of the whole tree as stored now (`mars_core::gossip::TreeDigest`): what a pull
-/// sends so that the server leaves out the buckets both sides hold alike.
-pub(crate) fn digest() -> Result<TreeDigest> {
-    let mut digest = TreeDigest::new();
-    walk_changed(0, &mut |entry| {
-        digest.add(entry);
-        Ok(())
-    })?;
-    Ok(digest)
-}
-
-/// Directory entry type of a symlink (`DT_LNK`).
-const DT_LNK: u32 = 10;
-
-/// One directory of [`walk_changed`]: `key` holds its path relative to /mars (the key prefix),
-/// `depth` the number of key components an entry in it has.
-fn walk_dir(
-    key: &mut KVec<u8>,
-    depth: usize,
-    since_ns: u64,
-    target: &mut TargetBuf,
-    f: &mut dyn FnMut(&EntryRef<'_>) -> Result,
-) -> Result {
-    let dir = if key.is_empty() { KPath::join(&[ROOT])? } else { KPath::join(&[ROOT, b"/", key])? };
-    // The names first, then the lookups: nothing looks up names in a directory while it is
-    // being iterated. Each name is stored as its type, its length and its bytes.
-    let mut names: KVec<u8> = KVec::new();
-    let listed = vfs::list(&dir, |name, dt_type| {
-        let wanted = (dt_type == vfs::DT_DIR && depth < MAX_KEY_DEPTH) || dt_type == DT_LNK;
-        if !wanted || name.starts_with(b".") || name == b"lost+found" || name.len() > MAX_KEY_LEN {
-            return Ok(());
-        }
-        names.push(u8::from(dt_type == DT_LNK), GFP_KERNEL)?;
-        names.push(u8::try_from(name.len()).map_err(|_| EINVAL)?, GFP_KERNEL)?;
-        names.extend_from_slice(name, GFP_KERNEL)?;
-        Ok(())
-    });
-    match listed {
-        Ok(()) => {}
-        // A directory removed meanwhile (a resource being deleted) holds nothing to send.
-        Err(e) if e == ENOENT || e == ENOTDIR => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    let mut at = 0usize;
-    while let (Some(&is_link), Some(&len)) = (names.get(at), names.get(at + 1)) {
-        let name = names.get(at + 2..at + 2 + usize::from(len)).ok_or(EINVAL)?;
-        at += 2 + usize::from(len);
-        let base = key.len();
-        if base > 0 {
-            key.push(b'/', GFP_KERNEL)?;
-        }
-        key.extend_from_slice(name, GFP_KERNEL)?;
-        let result = if is_link == 1 {
-            visit_link(key, since_ns, target, f)
-        } else {
-            walk_dir(key, depth + 1, since_ns, target, f)
-        };
-        key.truncate(base);
-        result?;
-    }
-    Ok(())
-}
-
-/// Hands the entry stored as the symlink `/mars/KEY` to `f` if it changed at or after `since_ns`.
-fn visit_link(key: &[u8], since_ns: u64, target: &mut TargetBuf, f: &mut dyn FnMut(&EntryRef<'_>) -> Result) -> Result {
-    let path = KPath::join(&[ROOT, b"/", key])?;
-    let (len, ctime) = match vfs::readlink_ctime(&path, &mut target.0) {
-        Ok(found) => found,
-        // Replaced or removed since the listing: its new version has a newer ctime.
-        Err(e) if e == ENOENT || e == EINVAL => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    if ctime < since_ns {
-        return Ok(());
-    }
-    let (Ok(key), Some(bytes)) = (core::str::from_utf8(key), target.0.get(..len)) else {
-        return Ok(());
-    };
-    match parse_link_target(key, bytes) {
-        Ok(entry) => f(&entry),
-        Err(_) => Ok(()),
-    }
 }
 
 /// Calls `f(name)` for each resource directory `/mars/resource-NAME`.

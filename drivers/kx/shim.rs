@@ -40,13 +40,8 @@ unsafe extern "C" {
     pub(crate) fn mars_vfs_rename(dir: *const c_char, old_name: *const c_char, new_name: *const c_char) -> c_int;
     /// Copies a symlink's target into `buf`; length or negative errno.
     pub(crate) fn mars_vfs_readlink(path: *const c_char, buf: *mut c_char, size: usize) -> isize;
-    /// The same, and the link's change time in nanoseconds.
-    pub(crate) fn mars_vfs_readlink_ctime(
-        path: *const c_char,
-        buf: *mut c_char,
-        size: usize,
-        ctime_ns: *mut u64,
-    ) -> isize;
+    /// Stores a directory's change time in nanoseconds in `*ctime_ns`; 0 or negative errno.
+    pub(crate) fn mars_vfs_dir_ctime(path: *const c_char, ctime_ns: *mut u64) -> c_int;
     /// Removes `dir/name`.
     pub(crate) fn mars_vfs_unlink(dir: *const c_char, name: *const c_char) -> c_int;
     /// Removes the empty directory `dir/name`.

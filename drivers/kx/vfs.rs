@@ -84,17 +84,14 @@ pub(crate) fn readlink(path: &KPath, buf: &mut [u8]) -> Result<usize> {
     usize::try_from(ret).map_err(|_| EINVAL)
 }
 
-/// Like [`readlink`], and also returns the link's change time (ctime, nanoseconds since the
-/// epoch): when it was created or renamed into place.
-pub(crate) fn readlink_ctime(path: &KPath, buf: &mut [u8]) -> Result<(usize, u64)> {
+/// The change time of the directory `path` (nanoseconds since the epoch): it moves whenever an
+/// entry is created, renamed or removed in the directory.
+pub(crate) fn dir_ctime(path: &KPath) -> Result<u64> {
     let mut ctime = 0u64;
-    // SAFETY: `path` is NUL-terminated (KPath invariant); `buf` is valid for writes of
-    // `buf.len()` bytes and the shim writes at most that many; `ctime` is a valid u64.
-    let ret = unsafe { shim::mars_vfs_readlink_ctime(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len(), &mut ctime) };
-    if ret < 0 {
-        return Err(c_int::try_from(ret).map_or(EINVAL, Error::from_errno));
-    }
-    Ok((usize::try_from(ret).map_err(|_| EINVAL)?, ctime))
+    // SAFETY: `path` is NUL-terminated and lives across the call (KPath invariant); `ctime` is a
+    // valid, writable u64 for the duration of the call.
+    to_result(unsafe { shim::mars_vfs_dir_ctime(path.as_ptr(), &mut ctime) })?;
+    Ok(ctime)
 }
 
 /// Removes `dir/name` (not a directory).
