@@ -123,8 +123,9 @@ node_start() {
   for ((p = 1; p < k; p++)); do wait_listening "$(link_port "$p" "$k")" || return 1; done
   # --verbose sends the kernel console (the whole log, loglevel 7) to vng's stderr, that is into
   # nodeK.console.B as it is written, so a boot that is killed or panics leaves its log too.
+  # udev in the guest runs only our one rule (tests/qemu/udev/README.md).
   setsid vng --run "$KDIR" --disable-kvm --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
-    --rwdir="$OUT" --append "panic=-1 oops=panic sysctl.kernel.hung_task_timeout_secs=30 $(guest_append)" \
+    --rwdir="$OUT" --rodir="/usr/lib/udev/rules.d=$MARS_ROOT/tests/qemu/udev" --append "panic=-1 oops=panic sysctl.kernel.hung_task_timeout_secs=30 $(guest_append)" \
     --qemu-opts="$(node_qemu_opts "$k")" \
     --exec "$MARS_ROOT/tests/qemu/guest/init.sh $OUT/node$k.env $*" \
     </dev/null >"$OUT/node$k.console.$boot" 2>&1 &
