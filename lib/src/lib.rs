@@ -20,6 +20,7 @@ pub mod logrec;
 pub mod names;
 pub mod params;
 pub mod peer_link;
+pub mod pipeline;
 pub mod proto;
 pub mod proto_msg;
 pub mod ratelimit;
@@ -27,6 +28,7 @@ pub mod reconcile;
 pub mod resource_keys;
 pub mod session;
 pub mod sha256;
+pub mod token_bucket;
 pub mod tree;
 pub mod tree_codec;
 
