@@ -14,6 +14,7 @@ pub mod addr;
 pub mod bytes;
 pub mod crc32c;
 pub mod errno;
+pub mod fetch;
 pub mod gossip;
 pub mod lamport;
 pub mod logrec;

@@ -1,0 +1,186 @@
+//! What a secondary fetches of its primary's logfiles, and which logfiles the primary may delete.
+//!
+//! Pure: the kernel lists the primary's logfiles (a log-list reply) and its own copies, and asks
+//! [`next_fetch`] for the next piece to ask for; the primary asks [`deletable`] which logfiles
+//! every member is done with. A secondary's copy of a logfile is a prefix of the primary's: it
+//! only ever appends what it fetched at its own length, so it resumes at that length after any
+//! interruption.
+
+/// A logfile by its sequence number and its length in bytes (on the primary: the bytes that
+/// hold records; its preallocated tail does not count).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogFile {
+    /// Sequence number (the `SSSSSSSSS` of its name).
+    pub seq: u32,
+    /// Length in bytes.
+    pub len: u64,
+}
+
+/// A position in a log: logfile `seq`, `offset` bytes into it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    /// Sequence number of the logfile.
+    pub seq: u32,
+    /// Bytes into it.
+    pub offset: u64,
+}
+
+/// The next thing a secondary's fetch does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetch {
+    /// Ask for `len` bytes of logfile `seq` at `offset` and append them to the local copy.
+    Piece {
+        /// Logfile.
+        seq: u32,
+        /// Where in it: the local copy's length, or the end of what is already asked for.
+        offset: u64,
+        /// How much (at most the caller's limit per request).
+        len: u32,
+    },
+    /// The local copies hold everything the primary listed.
+    UpToDate,
+    /// The local copy of `seq` is longer than the primary's logfile: the two do not share a
+    /// history (a split brain, or a primary that lost its log tail). Nothing is fetched or
+    /// replayed from it until the administrator decides.
+    Diverged {
+        /// Logfile.
+        seq: u32,
+    },
+    /// The logfile the secondary needs next (`seq`) is gone on the primary and not here: the
+    /// log cannot bring this secondary up to date any more; it needs a sync.
+    NeedsSync {
+        /// The logfile that is missing.
+        seq: u32,
+    },
+}
+
+/// The next piece to fetch. `remote`: the primary's logfiles in ascending order; `local`: this
+/// host's copies in ascending order; `needed`: where replay stands here (logfiles before its
+/// `seq` are no longer needed); `asked_to`: the end of the requests in flight, if any (the
+/// next piece starts there); `max_len`: the most bytes one request asks for.
+pub fn next_fetch(
+    remote: &[LogFile],
+    local: &[LogFile],
+    needed: LogPosition,
+    asked_to: Option<LogPosition>,
+    max_len: u32,
+) -> Fetch {
+    let local_len = |seq: u32| local.iter().find(|l| l.seq == seq).map_or(0, |l| l.len);
+    // The logfile replay stands in must be on the primary, unless it was never written (replay
+    // waits at the start of the next number and the primary has nothing newer). Otherwise the
+    // primary dropped it (emergency mode) or deleted it leaving this host behind: the records
+    // between are lost to this host.
+    if !remote.iter().any(|r| r.seq == needed.seq) && (needed.offset > 0 || remote.iter().any(|r| r.seq > needed.seq)) {
+        return Fetch::NeedsSync { seq: needed.seq };
+    }
+    let wanted = remote.iter().filter(|r| r.seq >= needed.seq);
+    for r in wanted {
+        let have = local_len(r.seq);
+        if have > r.len {
+            return Fetch::Diverged { seq: r.seq };
+        }
+        let from = match asked_to {
+            Some(a) if a.seq > r.seq => continue,
+            Some(a) if a.seq == r.seq => a.offset.max(have),
+            _ => have,
+        };
+        if from < r.len {
+            let len = u32::try_from((r.len - from).min(u64::from(max_len))).unwrap_or(max_len);
+            return Fetch::Piece { seq: r.seq, offset: from, len };
+        }
+    }
+    Fetch::UpToDate
+}
+
+/// The logfiles of `logfiles` (ascending) that may be deleted: those that every member in
+/// `positions` has replayed past (its position lies in a later logfile), and never the newest,
+/// which the primary may still write. The caller leaves out the positions of members the
+/// administrator named to be left behind. Returns how many logfiles from the start of
+/// `logfiles` may go.
+pub fn deletable(logfiles: &[u32], positions: &[LogPosition]) -> usize {
+    let Some(oldest_needed) = positions.iter().map(|p| p.seq).min() else {
+        // No member reports a position: nothing is known to be done with anything.
+        return 0;
+    };
+    let keep_newest = logfiles.len().saturating_sub(1);
+    logfiles.iter().take(keep_newest).take_while(|&&seq| seq < oldest_needed).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u32 = 1 << 20;
+
+    fn pos(seq: u32, offset: u64) -> LogPosition {
+        LogPosition { seq, offset }
+    }
+
+    fn file(seq: u32, len: u64) -> LogFile {
+        LogFile { seq, len }
+    }
+
+    #[test]
+    fn fetches_from_the_local_length_in_pieces() {
+        let remote = [file(3, 3 * u64::from(MIB) + 10)];
+        assert_eq!(next_fetch(&remote, &[], pos(3, 0), None, MIB), Fetch::Piece { seq: 3, offset: 0, len: MIB });
+        let local = [file(3, 3 * u64::from(MIB))];
+        assert_eq!(
+            next_fetch(&remote, &local, pos(3, 0), None, MIB),
+            Fetch::Piece { seq: 3, offset: 3 * u64::from(MIB), len: 10 }
+        );
+        let local = [file(3, 3 * u64::from(MIB) + 10)];
+        assert_eq!(next_fetch(&remote, &local, pos(3, 0), None, MIB), Fetch::UpToDate);
+    }
+
+    #[test]
+    fn pieces_in_flight_are_not_asked_for_again() {
+        let remote = [file(1, 100), file(2, 50)];
+        let local = [file(1, 10)];
+        assert_eq!(
+            next_fetch(&remote, &local, pos(1, 0), Some(pos(1, 60)), 40),
+            Fetch::Piece { seq: 1, offset: 60, len: 40 }
+        );
+        assert_eq!(
+            next_fetch(&remote, &local, pos(1, 0), Some(pos(1, 100)), 40),
+            Fetch::Piece { seq: 2, offset: 0, len: 40 }
+        );
+        assert_eq!(next_fetch(&remote, &local, pos(1, 0), Some(pos(2, 50)), 40), Fetch::UpToDate);
+    }
+
+    #[test]
+    fn logfiles_replayed_past_are_not_fetched() {
+        let remote = [file(1, 100), file(2, 100), file(3, 40)];
+        assert_eq!(next_fetch(&remote, &[], pos(3, 0), None, 1000), Fetch::Piece { seq: 3, offset: 0, len: 40 });
+    }
+
+    #[test]
+    fn a_local_copy_longer_than_the_primarys_is_diverged() {
+        let remote = [file(4, 100)];
+        let local = [file(4, 120)];
+        assert_eq!(next_fetch(&remote, &local, pos(4, 0), None, 1000), Fetch::Diverged { seq: 4 });
+    }
+
+    #[test]
+    fn a_needed_logfile_gone_on_the_primary_means_sync() {
+        // Replay stands in logfile 2; the primary deleted it (emergency mode) and writes 3.
+        let remote = [file(3, 500)];
+        assert_eq!(next_fetch(&remote, &[], pos(2, 10), None, 1000), Fetch::NeedsSync { seq: 2 });
+        assert_eq!(next_fetch(&remote, &[], pos(2, 0), None, 1000), Fetch::NeedsSync { seq: 2 });
+        // Even with a copy here: whether it is whole, only the primary could tell.
+        let local = [file(2, 10)];
+        assert_eq!(next_fetch(&remote, &local, pos(2, 10), None, 1000), Fetch::NeedsSync { seq: 2 });
+        // Position at the start of a logfile not written yet: nothing is lost.
+        assert_eq!(next_fetch(&[], &[], pos(5, 0), None, 1000), Fetch::UpToDate);
+    }
+
+    #[test]
+    fn deletion_waits_for_every_member_and_keeps_the_newest() {
+        let logs = [1, 2, 3, 4];
+        assert_eq!(deletable(&logs, &[pos(4, 0), pos(3, 100)]), 2);
+        assert_eq!(deletable(&logs, &[pos(9, 0)]), 3);
+        assert_eq!(deletable(&logs, &[pos(1, 5), pos(4, 0)]), 0);
+        assert_eq!(deletable(&logs, &[]), 0);
+        assert_eq!(deletable(&[], &[pos(1, 0)]), 0);
+    }
+}
