@@ -26,7 +26,7 @@ use crate::mars_core::errno::{describe, Described};
 use crate::mars_core::gossip::{Pull, TreeDigest};
 use crate::mars_core::lamport::{HostId, Stamp};
 use crate::mars_core::peer_link::{
-    Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS,
+    Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS,
 };
 use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::{Message, DIGEST_WIRE_LEN};
@@ -292,7 +292,8 @@ impl Client {
         if let Err(e) = session::send(&mut wire, &request, id, &mut scratch) {
             return self.fail(failure_of(&e), &e);
         }
-        self.shared.lock().link.sent(monotonic_ms());
+        let mut sent_ms = monotonic_ms();
+        self.shared.lock().link.sent(sent_ms);
         let mut target = match TargetBuf::new() {
             Ok(t) => t,
             Err(_) => return self.fail(Failure::Io(12), &"out of memory"),
@@ -335,6 +336,18 @@ impl Client {
                         return self.fail(Failure::Io(-e.to_errno()), &format_args!("cannot store an entry: {words}"));
                     }
                 }
+            }
+            // Storing a large reply takes a while: the server, done sending, must still hear
+            // from this side within its silence limit.
+            let now = monotonic_ms();
+            if now.saturating_sub(sent_ms) >= KEEPALIVE_MS {
+                let stamp = self.status.tick();
+                let keepalive = Message::Keepalive { stamp_nanos: stamp.nanos };
+                if let Err(e) = session::send(&mut wire, &keepalive, 0, &mut scratch) {
+                    return self.fail(failure_of(&e), &e);
+                }
+                self.shared.lock().link.sent(now);
+                sent_ms = now;
             }
             if last {
                 own.pull.completed(Stamp::new(as_of, HostId(0)));

@@ -51,6 +51,9 @@ const REQUEST_BUF: usize = 1024;
 /// file times are coarse (a clock tick), so an entry stored while the snapshot was taken may
 /// carry a time a little before it.
 const SNAPSHOT_MARGIN_NS: u64 = 1_000_000_000;
+/// How long a reply may wait for the peer to take its bytes: longer than the silence after which
+/// a peer counts as gone, as a peer storing a large reply (a full pull of a big tree) reads slowly.
+const REPLY_TIMEOUT_MS: i64 = 60_000;
 /// Lines about refused peers, at most one per this interval.
 const REFUSAL_LOG_INTERVAL_MS: u64 = 5_000;
 
@@ -230,6 +233,7 @@ impl Session {
         let mut request = [0u8; REQUEST_BUF];
         let channel = self.shared.channel;
         loop {
+            wire.set_timeout(Delta::from_millis(DEAD_AFTER_MS as i64));
             let expect = |kind: MessageType| {
                 kind == MessageType::Keepalive
                     || (channel.carries(kind) && (is_request(kind) || kind == MessageType::TreeAnnounce))
@@ -243,6 +247,8 @@ impl Session {
                 // The peer went away, fell silent or refused something: nothing to serve.
                 Err(_) => return,
             };
+            // A peer busy storing a large reply takes its bytes slowly, but it is there.
+            wire.set_timeout(Delta::from_millis(REPLY_TIMEOUT_MS));
             if serve(&mut wire, status, peer.name(), header.request_id, &message).is_err() {
                 return;
             }

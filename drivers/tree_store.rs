@@ -64,7 +64,6 @@ pub(crate) fn put(entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result {
         Some(slash) => (key.get(..slash).unwrap_or(&[]), key.get(slash + 1..).unwrap_or(&[])),
         None => (&[][..], key),
     };
-    make_dirs(dir_rel)?;
     let dir = if dir_rel.is_empty() { KPath::join(&[ROOT])? } else { KPath::join(&[ROOT, b"/", dir_rel])? };
     let len = format_link_target(entry, &mut buf.0)?;
     let with_nul = buf.0.get_mut(..len + 1).ok_or(EINVAL)?;
@@ -74,13 +73,20 @@ pub(crate) fn put(entry: &EntryRef<'_>, buf: &mut TargetBuf) -> Result {
     let target = CStr::from_bytes_with_nul(with_nul).map_err(|_| EINVAL)?;
     let tmp_name = KPath::join(&[b".k-", name])?;
     let tmp_path = KPath::join(&[dir.as_bytes(), b"/", tmp_name.as_bytes()])?;
-    // A leftover from an interrupted earlier write is simply replaced.
-    match vfs::unlink(&dir, &tmp_name) {
+    // The usual case costs two calls: the link and its rename. A missing directory is made, and
+    // a leftover of an interrupted earlier write replaced, only when the link fails for them.
+    match vfs::symlink(&tmp_path, target) {
         Ok(()) => {}
-        Err(e) if e == ENOENT => {}
+        Err(e) if e == ENOENT => {
+            make_dirs(dir_rel)?;
+            vfs::symlink(&tmp_path, target)?;
+        }
+        Err(e) if e == EEXIST => {
+            vfs::unlink(&dir, &tmp_name)?;
+            vfs::symlink(&tmp_path, target)?;
+        }
         Err(e) => return Err(e),
     }
-    vfs::symlink(&tmp_path, target)?;
     vfs::rename(&dir, &tmp_name, &KPath::join(&[name])?)
 }
 

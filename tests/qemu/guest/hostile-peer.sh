@@ -33,11 +33,11 @@ case $NODE in
 import os, time
 os.makedirs('/mars/defaults/bulk', exist_ok=True)
 stamp = '%d.%09d@%016x' % (int(time.time()), 0, 1)
-for i in range(12000):
-    os.symlink('v' * 100 + '|' + stamp, '/mars/defaults/bulk/k%05d' % i)
+for i in range(6000):
+    os.symlink('v' * 250 + '|' + stamp, '/mars/defaults/bulk/k%05d' % i)
 "
     mark bulk-written
-    wait_mark 3 120 stalled
+    wait_mark 3 240 stalled
     # The reply to the stalled reader is stuck in the socket: bytes wait in its send queue.
     wait_for "ss -tnH state established '( sport = :7777 and dst 10.78.0.3 )' | awk '\$2 > 0 {f=1} END {exit !f}'" 30
     ss -tn state established '( sport = :7777 and dst 10.78.0.3 )'
@@ -54,6 +54,17 @@ for i in range(12000):
     [ "$took" -lt 5000 ] || fail "rmmod took $took ms"
     mark unloaded
   else
+    # A large change reaches the peer in one exchange: 6,000 new keys (1.6 MB) pulled and stored.
+    wait_mark 1 300 bulk-written
+    t0=$(date +%s%3N)
+    # Counted once a second: listing 6,000 names takes a while under TCG.
+    while n=$(find /mars/defaults/bulk -maxdepth 1 -type l 2>/dev/null | wc -l); [ "$n" -lt 6000 ]; do
+      [ $(( $(date +%s%3N) - t0 )) -lt 120000 ] || fail "only $n of 6000 keys here after 120 s"
+      sleep 1
+    done
+    echo "6000 keys written on node1 were stored here $(( $(date +%s%3N) - t0 )) ms after"
+    grep "^peer node1 " /proc/mars/status
+    mark bulk-pulled
     wait_mark 1 300 unloaded
     unload_mars
   fi
@@ -73,7 +84,7 @@ for i in range(12000):
   wait $half
   mark attacked
   # The stalled reader: authenticated with the real secret, asks for the whole tree.
-  wait_mark 1 300 bulk-written
+  wait_mark 2 300 bulk-pulled
   $tool stall 10.78.0.1 7777 "$OUT/secret" node3 120 >"$OUT/stall.out" 2>&1 &
   stall=$!
   wait_for "grep -q stalled '$OUT/stall.out'" 30
