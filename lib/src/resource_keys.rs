@@ -19,6 +19,14 @@ pub enum Switch {
     LogRotate,
     /// `log-delete`: a counter; each increment asks for the fully applied logfiles to go.
     LogDelete,
+    /// `sync`: `1` to copy the primary's data device here when this host's copy is not
+    /// consistent (a secondary), `0` to pause that.
+    Sync,
+    /// `fetch`: `1` to fetch the primary's logfiles (a secondary), `0` to pause that.
+    Fetch,
+    /// `replay`: `1` to apply the fetched logfiles to the data device (a secondary), `0` to
+    /// pause that.
+    Replay,
 }
 
 impl Switch {
@@ -28,6 +36,9 @@ impl Switch {
             Switch::Attach => "attach",
             Switch::LogRotate => "log-rotate",
             Switch::LogDelete => "log-delete",
+            Switch::Sync => "sync",
+            Switch::Fetch => "fetch",
+            Switch::Replay => "replay",
         }
     }
 
@@ -112,7 +123,7 @@ mod tests {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
         }
-        for s in [Switch::Attach, Switch::LogRotate, Switch::LogDelete] {
+        for s in [Switch::Attach, Switch::LogRotate, Switch::LogDelete, Switch::Sync, Switch::Fetch, Switch::Replay] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
         }

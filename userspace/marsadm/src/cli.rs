@@ -103,6 +103,18 @@ pub enum ResourceCommand {
         #[arg(long, value_name = "BYTES")]
         size: Option<u64>,
     },
+    /// Join resource NAME as a secondary, its copy on DEVICE (at least the resource's size).
+    JoinResource {
+        /// The resource.
+        name: String,
+        /// The block device for this host's copy, e.g. /dev/vg0/r0.
+        device: PathBuf,
+    },
+    /// Leave resource NAME: this host keeps no copy any more (refused on the primary).
+    LeaveResource {
+        /// The resource.
+        name: String,
+    },
     /// Make this host primary: /dev/mars/NAME appears here.
     Primary {
         /// The resource.
@@ -334,6 +346,10 @@ fn resource_command(ctx: &mut Ctx, command: &ResourceCommand) -> Result<Report> 
         ResourceCommand::CreateResource { name, device, size } => {
             resource::create_resource(ctx, name, device, *size, checks::block_device_size)?.into()
         }
+        ResourceCommand::JoinResource { name, device } => {
+            resource::join_resource(ctx, name, device, checks::block_device_size)?.into()
+        }
+        ResourceCommand::LeaveResource { name } => resource::leave_resource(ctx, name)?.into(),
         ResourceCommand::Primary { name, force } => resource::primary(ctx, name, *force)?.into(),
         ResourceCommand::Secondary { name } => resource::secondary(ctx, name)?.into(),
         ResourceCommand::Up { resource } => resource::up(ctx, &Target::parse(resource)?)?,

@@ -298,6 +298,85 @@ pub fn create_resource(
     )
 }
 
+/// `marsadm join-resource NAME DEVICE`: this host becomes a secondary of resource `name`, its
+/// copy on `device` (at least the resource's size), and waits until the device is attached
+/// here. Sync, fetch and replay are switched on; the copy is inconsistent until they are done.
+pub fn join_resource(
+    ctx: &mut Ctx,
+    name: &str,
+    device: &Path,
+    device_size: impl FnOnce(&Path) -> Result<u64>,
+) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.existing(name)?;
+    let host = ctx.host.clone();
+    if let Some(current) = ctx.get(Key::DataDevice { resource: res, host: &host })? {
+        bail!(
+            "{host} belongs to resource {res} already, its data on {current}: \
+             to use another device run `marsadm leave-resource {res}` first"
+        );
+    }
+    let device = std::path::absolute(device).with_context(|| format!("cannot make {} absolute", device.display()))?;
+    let path = device.to_str().ok_or_else(|| anyhow!("{} is not a UTF-8 path", device.display()))?;
+    if let Some(other) = ctx.resource_using(&device)? {
+        bail!("{path} is the data device of resource {other} on this host already: choose another device");
+    }
+    let size = match ctx.get(Key::Size { resource: res })? {
+        Some(v) => v.parse::<u64>().map_err(|_| {
+            anyhow!("resource {res} has the size {v:?}, not a number of bytes: its tree is damaged (see `marsadm view {res}`)")
+        })?,
+        None => bail!("resource {res} has no size yet: its creation has not reached this host; try again in a moment"),
+    };
+    let have = device_size(&device)?;
+    if have < size {
+        bail!("{path} holds {have} bytes, resource {res} needs {size}: choose a device at least that large");
+    }
+    for switch in [Switch::Attach, Switch::Sync, Switch::Fetch, Switch::Replay] {
+        ctx.set(switch.key(res, &host), "1")?;
+    }
+    // Last: the kernel takes up a resource once it has a data device here.
+    ctx.set(Key::DataDevice { resource: res, host: &host }, path)?;
+    ctx.wait(res, &[Goal::Status { item: Status::IsAttached, value: "1" }])?;
+    ctx.done("join-resource", res, format!("{host} joined {res} as a secondary, its copy on {path} ({size} bytes)"))
+}
+
+/// `marsadm leave-resource NAME`: this host no longer holds a copy of `name` (refused on its
+/// primary). Its data device is closed and left as it is; the resource's keys about this host go.
+pub fn leave_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    if ctx.designated_primary(res)? || ctx.is(res, Status::IsPrimary)? {
+        bail!(
+            "{host} is the primary of {res}: make another host primary first (`marsadm primary {res}` there), \
+             or remove the whole resource with `marsadm delete-resource {res}`"
+        );
+    }
+    ctx.set(Switch::Attach.key(res, &host), "0")?;
+    ctx.wait(res, &[Goal::Status { item: Status::IsAttached, value: "0" }])?;
+    let keys = [
+        key(Key::DataDevice { resource: res, host: &host })?,
+        key(Key::DeviceName { resource: res, host: &host })?,
+        key(Switch::Attach.key(res, &host))?,
+        key(Switch::Sync.key(res, &host))?,
+        key(Switch::Fetch.key(res, &host))?,
+        key(Switch::Replay.key(res, &host))?,
+    ];
+    for k in &keys {
+        if ctx.tree.value(k)?.is_some() {
+            ctx.tree.delete(k)?;
+        }
+    }
+    ctx.tree.sync()?;
+    Ok(Done {
+        command: "leave-resource",
+        resource: res.to_string(),
+        host: host.clone(),
+        message: format!("{host} left {res}; its data device is closed and kept as it was"),
+        state: None,
+    })
+}
+
 /// `marsadm primary [--force] NAME`: makes this host primary, so `/dev/mars/NAME` appears here.
 /// Without `force` it refuses while another host is the designated primary.
 pub fn primary(ctx: &mut Ctx, name: &str, force: bool) -> Result<Done> {
@@ -483,11 +562,16 @@ mod tests {
 
     impl FakeKernel {
         fn start(root: &Path) -> FakeKernel {
+            FakeKernel::start_as(root, "node1")
+        }
+
+        /// The module of `host`.
+        fn start_as(root: &Path, host: &'static str) -> FakeKernel {
             let stop = Arc::new(AtomicBool::new(false));
             let (root, flag) = (root.to_path_buf(), stop.clone());
             let thread = std::thread::spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
-                    round(&root).expect("fake kernel round");
+                    round(&root, host).expect("fake kernel round");
                     std::thread::sleep(Duration::from_millis(10));
                 }
             });
@@ -507,8 +591,8 @@ mod tests {
     /// One round of the simulated module: the decisions are mars.ko's own
     /// (`mars_core::reconcile`); carrying them out always succeeds, and the module's state lives
     /// in the status keys it publishes.
-    fn round(root: &Path) -> Result<()> {
-        let mut tree = Tree::new(root, "node1", Stamp::ZERO);
+    fn round(root: &Path, host: &str) -> Result<()> {
+        let mut tree = Tree::new(root, host, Stamp::ZERO);
         for res in tree.resource_dirs()? {
             let res = res.as_str();
             let on =
@@ -518,19 +602,19 @@ mod tests {
             };
             let wanted = Wanted {
                 delete: on(&mut tree, Key::GlobalRequest { item: &format!("delete-{res}") })?,
-                data_device: tree.value(&key(Key::DataDevice { resource: res, host: "node1" })?)?.is_some(),
-                attach: on(&mut tree, Switch::Attach.key(res, "node1"))?,
-                primary: tree.value(&key(Key::Primary { resource: res })?)?.as_deref() == Some("node1"),
-                log_rotate: counter(&mut tree, Switch::LogRotate.key(res, "node1"))?,
-                log_delete: counter(&mut tree, Switch::LogDelete.key(res, "node1"))?,
+                data_device: tree.value(&key(Key::DataDevice { resource: res, host })?)?.is_some(),
+                attach: on(&mut tree, Switch::Attach.key(res, host))?,
+                primary: tree.value(&key(Key::Primary { resource: res })?)?.as_deref() == Some(host),
+                log_rotate: counter(&mut tree, Switch::LogRotate.key(res, host))?,
+                log_delete: counter(&mut tree, Switch::LogDelete.key(res, host))?,
             };
             let mut local = Local {
-                attached: on(&mut tree, Status::IsAttached.key(res, "node1"))?,
-                primary: on(&mut tree, Status::IsPrimary.key(res, "node1"))?,
+                attached: on(&mut tree, Status::IsAttached.key(res, host))?,
+                primary: on(&mut tree, Status::IsPrimary.key(res, host))?,
                 emergency: false,
                 logfile_bytes: None,
-                log_rotated: counter(&mut tree, Status::LogRotate.key(res, "node1"))?,
-                log_deleted: counter(&mut tree, Status::LogDelete.key(res, "node1"))?,
+                log_rotated: counter(&mut tree, Status::LogRotate.key(res, host))?,
+                log_deleted: counter(&mut tree, Status::LogDelete.key(res, host))?,
             };
             for step in &reconcile::transitions(&wanted, &local) {
                 match step {
@@ -558,7 +642,7 @@ mod tests {
             }
             let flag = |b: bool| if b { "1" } else { "0" };
             let mut put = |item: Status, v: &str| -> Result<()> {
-                let k = key(item.key(res, "node1"))?;
+                let k = key(item.key(res, host))?;
                 if tree.value(&k)?.as_deref() != Some(v) {
                     tree.set(&k, v)?;
                 }
@@ -568,7 +652,7 @@ mod tests {
             put(Status::IsPrimary, flag(local.primary))?;
             put(Status::Error, "")?;
             if let Some(n) = rotated {
-                put(Status::Log, &format!("log-{:09}-node1,0", n + 1))?;
+                put(Status::Log, &format!("log-{:09}-{host},0", n + 1))?;
                 put(Status::LogRotate, &n.to_string())?;
             }
             if local.log_deleted > 0 {
@@ -609,6 +693,83 @@ mod tests {
 
     fn value(ctx: &mut Ctx, k: &str) -> Option<String> {
         ctx.tree.value(k).unwrap()
+    }
+
+    /// A second member, node2, in the same tree as `member`'s node1.
+    fn second_member(dir: &Path) -> Ctx {
+        let mut tree = Tree::new(dir, "node2", Stamp::ZERO);
+        tree.set("ips/ip-node2", "192.0.2.2").expect("member");
+        Ctx { tree, host: "node2".into(), timeout: Duration::from_secs(5) }
+    }
+
+    #[test]
+    fn a_secondary_joins_and_leaves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node1 = member(dir.path());
+        let mut node2 = second_member(dir.path());
+        let _kernel1 = FakeKernel::start(dir.path());
+        let _kernel2 = FakeKernel::start_as(dir.path(), "node2");
+        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+
+        let d = join_resource(&mut node2, "r0", Path::new("/dev/vdc"), gib).expect("joins");
+        assert!(d.message.contains("node2 joined r0 as a secondary"), "{}", d.message);
+        for (k, v) in [
+            ("resource-r0/data-node2", "/dev/vdc"),
+            ("resource-r0/todo-node2/attach", "1"),
+            ("resource-r0/todo-node2/sync", "1"),
+            ("resource-r0/todo-node2/fetch", "1"),
+            ("resource-r0/todo-node2/replay", "1"),
+            ("resource-r0/actual-node2/is-attached", "1"),
+            ("resource-r0/actual-node2/is-primary", "0"),
+        ] {
+            assert_eq!(value(&mut node2, k).as_deref(), Some(v), "{k}");
+        }
+        // The primary stays primary.
+        assert_eq!(value(&mut node2, "resource-r0/primary").as_deref(), Some("node1"));
+
+        let e = join_resource(&mut node2, "r0", Path::new("/dev/vdd"), gib).unwrap_err();
+        assert!(e.to_string().contains("belongs to resource r0 already"), "{e}");
+        let e = leave_resource(&mut node1, "r0").unwrap_err();
+        assert!(e.to_string().contains("node1 is the primary of r0"), "{e}");
+
+        let d = leave_resource(&mut node2, "r0").expect("leaves");
+        assert!(d.message.contains("node2 left r0"), "{}", d.message);
+        assert_eq!(value(&mut node2, "resource-r0/actual-node2/is-attached").as_deref(), Some("0"));
+        for k in ["resource-r0/data-node2", "resource-r0/todo-node2/attach", "resource-r0/todo-node2/sync"] {
+            assert_eq!(value(&mut node2, k), None, "{k}");
+        }
+        let e = leave_resource(&mut node2, "r0").unwrap_err();
+        assert!(e.to_string().contains("has no data device on host node2"), "{e}");
+        // And back again.
+        join_resource(&mut node2, "r0", Path::new("/dev/vdc"), gib).expect("joins again");
+    }
+
+    #[test]
+    fn join_resource_checks_before_writing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node1 = member(dir.path());
+        let _kernel1 = FakeKernel::start(dir.path());
+        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+        create_resource(&mut node1, "r1", Path::new("/dev/vdb"), Some(128 << 20), gib).expect("creates");
+        let mut node2 = second_member(dir.path());
+        node2.tree.set("resource-r1/data-node2", "/dev/vdc").expect("r1 here");
+        let before = snapshot(dir.path());
+        let small = |_: &Path| -> Result<u64> { Ok(64 << 20) };
+        let cases: [(&str, &str, &dyn Fn(&Path) -> Result<u64>, &str); 4] = [
+            ("r9", "/dev/vdd", &gib, "unknown resource r9"),
+            ("r0", "/dev/vdd", &small, "/dev/vdd holds 67108864 bytes, resource r0 needs 134217728"),
+            ("r0", "/dev/vdc", &gib, "/dev/vdc is the data device of resource r1 on this host already"),
+            ("r0", "/dev/vdd", &|_: &Path| bail!("/dev/vdd is no block device"), "no block device"),
+        ];
+        for (res, device, size, expected) in cases {
+            let e = join_resource(&mut node2, res, Path::new(device), size).unwrap_err();
+            assert!(format!("{e:#}").contains(expected), "{res} {device}: {e:#}");
+        }
+        assert_eq!(snapshot(dir.path()), before, "a refused join wrote something");
+        let mut stranger =
+            Ctx { tree: Tree::new(dir.path(), "node3", Stamp::ZERO), host: "node3".into(), timeout: Duration::ZERO };
+        let e = join_resource(&mut stranger, "r0", Path::new("/dev/vdd"), gib).unwrap_err();
+        assert!(e.to_string().contains("host node3 is not a member"), "{e}");
     }
 
     #[test]
