@@ -48,7 +48,7 @@ struct Shared {
     sock: Option<Arc<Socket>>,
     /// Why the last connection ended or attempt failed, in words.
     last_error: TextBuf,
-    /// Complete pulls and entries they stored.
+    /// Complete pulls, and entries stored by pulls (complete or not).
     pulls: u64,
     merged: u64,
 }
@@ -92,7 +92,7 @@ pub(crate) struct ClientView {
     pub(crate) contact_ago_ms: Option<u64>,
     /// Failed attempts in a row.
     pub(crate) failures: u32,
-    /// Complete pulls and the entries they stored.
+    /// Complete pulls, and the entries pulls stored (complete or not).
     pub(crate) pulls: u64,
     pub(crate) merged: u64,
     /// Why the last connection ended, or empty.
@@ -298,7 +298,6 @@ impl Client {
             Ok(t) => t,
             Err(_) => return self.fail(Failure::Io(12), &"out of memory"),
         };
-        let mut merged = 0u64;
         loop {
             let (header, message) = match session::recv(&mut wire, &mut own.rx, |k| k == MessageType::TreeData) {
                 Ok(frame) => frame,
@@ -322,6 +321,7 @@ impl Client {
                 Ok(e) => e,
                 Err(e) => return self.fail(Failure::Protocol(1), &e),
             };
+            let mut merged = 0u64;
             for entry in entries {
                 let entry = match entry {
                     Ok(e) => e,
@@ -336,24 +336,24 @@ impl Client {
                         return self.fail(Failure::Io(-e.to_errno()), &format_args!("cannot store an entry: {words}"));
                     }
                 }
-            }
-            // Storing a large reply takes a while: the server, done sending, must still hear
-            // from this side within its silence limit.
-            let now = monotonic_ms();
-            if now.saturating_sub(sent_ms) >= KEEPALIVE_MS {
-                let stamp = self.status.tick();
-                let keepalive = Message::Keepalive { stamp_nanos: stamp.nanos };
-                if let Err(e) = session::send(&mut wire, &keepalive, 0, &mut scratch) {
-                    return self.fail(failure_of(&e), &e);
+                // Storing a large reply takes a while (a chunk, too, on a slow host): the server,
+                // done sending, must still hear from this side within its silence limit.
+                let now = monotonic_ms();
+                if now.saturating_sub(sent_ms) >= KEEPALIVE_MS {
+                    let stamp = self.status.tick();
+                    let keepalive = Message::Keepalive { stamp_nanos: stamp.nanos };
+                    if let Err(e) = session::send(&mut wire, &keepalive, 0, &mut scratch) {
+                        return self.fail(failure_of(&e), &e);
+                    }
+                    self.shared.lock().link.sent(now);
+                    sent_ms = now;
                 }
-                self.shared.lock().link.sent(now);
-                sent_ms = now;
             }
+            let mut shared = self.shared.lock();
+            shared.merged = shared.merged.saturating_add(merged);
             if last {
                 own.pull.completed(Stamp::new(as_of, HostId(0)));
-                let mut shared = self.shared.lock();
                 shared.pulls = shared.pulls.saturating_add(1);
-                shared.merged = shared.merged.saturating_add(merged);
                 return;
             }
         }

@@ -116,9 +116,14 @@ impl LogWriter {
     }
 }
 
-impl Drop for LogWriter {
-    /// A logfile is closed for good (rotation, end of primary): its unused preallocated tail goes.
-    fn drop(&mut self) {
+impl LogWriter {
+    /// Cuts the unused preallocated tail now (a logfile closed for good: rotation, end of
+    /// primary), so that the file's size is its records; done again, harmlessly, when dropped.
+    pub(crate) fn close(&mut self) {
+        self.cut();
+    }
+
+    fn cut(&mut self) {
         if let Err(e) = self.file.truncate(self.pos) {
             pr_warn!(
                 "cannot cut logfile {} to its {} bytes (error {}); its zero tail stays\n",
@@ -127,6 +132,13 @@ impl Drop for LogWriter {
                 e.to_errno()
             );
         }
+    }
+}
+
+impl Drop for LogWriter {
+    /// A logfile is closed for good: its unused preallocated tail goes.
+    fn drop(&mut self) {
+        self.cut();
     }
 }
 

@@ -9,6 +9,7 @@ pub(crate) mod bio;
 pub(crate) mod brick;
 pub(crate) mod client;
 pub(crate) mod r#if;
+pub(crate) mod log_source;
 pub(crate) mod log_writer;
 pub(crate) mod ranges;
 pub(crate) mod replay;

@@ -17,6 +17,7 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::time::Delta;
 
+use super::log_source;
 use crate::handshake;
 use crate::kx::kthread::{KThread, Rounds};
 use crate::kx::net::{SockAddr, Socket};
@@ -231,6 +232,8 @@ impl Session {
         // A client pulls at least every keepalive interval; silence this long means it is gone.
         wire.set_timeout(Delta::from_millis(DEAD_AFTER_MS as i64));
         let mut request = [0u8; REQUEST_BUF];
+        // Logfile data for log-fetch replies, grown to the largest request (at most 1 MiB).
+        let mut data = KVVec::new();
         let channel = self.shared.channel;
         loop {
             wire.set_timeout(Delta::from_millis(DEAD_AFTER_MS as i64));
@@ -249,7 +252,7 @@ impl Session {
             };
             // A peer busy storing a large reply takes its bytes slowly, but it is there.
             wire.set_timeout(Delta::from_millis(REPLY_TIMEOUT_MS));
-            if serve(&mut wire, status, peer.name(), header.request_id, &message).is_err() {
+            if serve(&mut wire, status, peer.name(), header.request_id, &message, &mut data).is_err() {
                 return;
             }
         }
@@ -271,7 +274,14 @@ fn is_request(kind: MessageType) -> bool {
 
 /// Answers one request of the authenticated `peer` (the dispatch that the replication and
 /// sync channels plug into).
-fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, message: &Message<'_>) -> Result {
+fn serve(
+    wire: &mut Wire<'_>,
+    status: &ModuleStatus,
+    peer: &str,
+    id: u64,
+    message: &Message<'_>,
+    buf: &mut KVVec<u8>,
+) -> Result {
     match *message {
         Message::Keepalive { .. } => Ok(()),
         Message::TreeRequest { since_nanos } => serve_tree(wire, status, id, since_nanos, u64::MAX),
@@ -280,11 +290,12 @@ fn serve(wire: &mut Wire<'_>, status: &ModuleStatus, peer: &str, id: u64, messag
             serve_tree(wire, status, id, since_nanos, status.tree_digest().differing(&theirs))
         }
         Message::TreeAnnounce { chunk } => take_announce(wire, status, peer, chunk),
-        // Requests of the replication and sync channels: served with issue 12.
-        Message::LogListRequest { .. }
-        | Message::LogFetch { .. }
-        | Message::BlockRead { .. }
-        | Message::ChecksumRequest { .. } => {
+        Message::LogListRequest { resource } => log_source::list(wire, status, id, resource),
+        Message::LogFetch { resource, file, offset, length } => {
+            log_source::fetch(wire, status, id, (resource, file, offset, length), buf)
+        }
+        // Requests of the sync channel: served with the copy brick.
+        Message::BlockRead { .. } | Message::ChecksumRequest { .. } => {
             let mut scratch = [0u8; 128];
             let busy = Message::Error { code: ErrorCode::BUSY, message: "not served yet by this MARS version" };
             session::send(wire, &busy, id, &mut scratch).map_err(|_| EPIPE)

@@ -26,6 +26,7 @@ use crate::kx::crc;
 use crate::kx::disk::{IncomingBio, Inflight};
 use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::Rounds;
+use crate::kx::time::monotonic_ms;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::mars_core::logrec::{self, Op, RecordHeader, HEADER_LEN};
@@ -35,6 +36,9 @@ use crate::status::ModuleStatus;
 const MAX_QUEUED_BYTES: usize = 32 << 20;
 /// Pause before trying a rotation again that failed for want of memory.
 const ROTATION_RETRY_MS: u32 = 100;
+/// Appends are made durable at least this often (a device flush of the log), so secondaries,
+/// which fetch only durable records, are at most this far behind for want of a flush.
+const SYNC_INTERVAL_MS: u64 = 1000;
 
 /// A received bio waiting for its acknowledgement.
 struct Waiting {
@@ -56,8 +60,17 @@ struct LogState {
     emergency: bool,
     /// The failure to drop the logfiles was reported (once).
     drop_failure_reported: bool,
+    /// A failed periodic log flush was reported (once).
+    sync_failure_reported: bool,
     /// Where the log ends.
     logged: LogPos,
+    /// Everything before this is durable on the log device: what secondaries may fetch of the
+    /// current logfile (records past it could still be lost in a power cut here).
+    synced: LogPos,
+    /// The logfile the last rotation closed and its final length (synced before it was closed).
+    closed: Option<LogPos>,
+    /// Monotonic ms of the oldest append not yet synced (`None`: all synced).
+    unsynced_since: Option<u64>,
     /// A new logfile the logger thread is to continue in ([`Logger::request_rotation`]).
     next_log: Option<LogWriter>,
     /// The logger thread is being stopped: it waits no more.
@@ -135,7 +148,11 @@ impl Logger {
                 in_flight: 0,
                 emergency: false,
                 drop_failure_reported: false,
+                sync_failure_reported: false,
                 logged,
+                synced: logged,
+                closed: None,
+                unsynced_since: None,
                 next_log: None,
                 stopping: false,
             }),
@@ -270,7 +287,19 @@ impl Logger {
         } else {
             match self.append(&mut log, &requests, &waiting, durable) {
                 Ok(end) => {
-                    self.state.lock().logged = end;
+                    let mut state = self.state.lock();
+                    state.logged = end;
+                    if durable {
+                        state.synced = end;
+                        state.unsynced_since = None;
+                    } else if state.unsynced_since.is_none() {
+                        state.unsynced_since = Some(monotonic_ms());
+                    }
+                    let served = (state.synced, state.closed);
+                    drop(state);
+                    if durable {
+                        self.status.update_served_log(&self.name, served.0, served.1);
+                    }
                     match self.wb.hand_over(Batch { requests, end }) {
                         Ok(()) => Ok(()),
                         // No memory to queue it: write it back now, before the acknowledgement.
@@ -378,6 +407,9 @@ impl Logger {
         }
         let start = LogPos { file: number, offset: 0 };
         let mut log = self.log.lock();
+        // The closed logfile is served whole from now on: all of it must be durable.
+        let end = LogPos { file: log.number(), offset: log.pos() };
+        let closed_synced = log.sync().is_ok();
         if self.wb.hand_over(Batch { requests: KVec::new(), end: start }).is_err() {
             return false;
         }
@@ -386,8 +418,13 @@ impl Logger {
         let Some(next) = state.next_log.take() else {
             return true;
         };
+        let closed = Some(if closed_synced { end } else { state.synced });
+        state.closed = closed;
         state.logged = start;
+        state.synced = start;
+        state.unsynced_since = None;
         drop(state);
+        self.status.update_served_log(&self.name, start, closed);
         let old = core::mem::replace(&mut *log, next);
         drop(log);
         drop(old);
@@ -413,13 +450,62 @@ impl Logger {
         }
     }
 
+    /// Makes the appends durable once the oldest of them not yet durable is
+    /// [`SYNC_INTERVAL_MS`] old, so that secondaries can fetch them.
+    fn sync_if_due(&self) {
+        let due =
+            self.state.lock().unsynced_since.is_some_and(|t| monotonic_ms() >= t.saturating_add(SYNC_INTERVAL_MS));
+        if !due {
+            return;
+        }
+        let log = self.log.lock();
+        let end = LogPos { file: log.number(), offset: log.pos() };
+        let result = log.sync();
+        let mut state = self.state.lock();
+        match result {
+            Ok(()) => {
+                state.synced = end;
+                state.unsynced_since = None;
+                let closed = state.closed;
+                drop(state);
+                self.status.update_served_log(&self.name, end, closed);
+            }
+            // The next append meets the trouble too and decides (emergency mode); until then
+            // the sync is tried again each interval.
+            Err(e) => {
+                state.unsynced_since = Some(monotonic_ms());
+                if !state.sync_failure_reported {
+                    state.sync_failure_reported = true;
+                    pr_warn!(
+                        "resource {}: cannot flush its log (error {}); secondaries get nothing newer until it works\n",
+                        kernel::str::BStr::from_bytes(&self.name),
+                        e.to_errno()
+                    );
+                }
+            }
+        }
+    }
+
     /// Takes everything queued; if `wait`, first waits for something to arrive (a request or a
     /// rotation) unless the thread is stopping.
     fn take_batch(&self, wait: bool) -> (KVec<Request>, KVec<Waiting>) {
         let mut state = self.state.lock();
         while wait && state.requests.is_empty() && state.next_log.is_none() && !state.stopping {
-            // Interruptible: an idle logger is no hung task.
-            let _ = self.work.wait_interruptible(&mut state);
+            // Interruptible: an idle logger is no hung task. With appends not yet durable it
+            // wakes up in time to sync them.
+            match state.unsynced_since {
+                None => {
+                    let _ = self.work.wait_interruptible(&mut state);
+                }
+                Some(t) => {
+                    let left = t.saturating_add(SYNC_INTERVAL_MS).saturating_sub(monotonic_ms());
+                    if left == 0 {
+                        break;
+                    }
+                    let ms = u32::try_from(left).unwrap_or(u32::MAX);
+                    let _ = self.work.wait_interruptible_timeout(&mut state, kernel::time::msecs_to_jiffies(ms));
+                }
+            }
         }
         state.queued_bytes = 0;
         let taken =
@@ -452,6 +538,7 @@ impl Rounds for Logger {
         if !requests.is_empty() {
             self.commit(requests, waiting);
         }
+        self.sync_if_due();
         if self.rotate_if_requested() {
             0
         } else {
@@ -475,5 +562,18 @@ impl Rounds for Logger {
         if !self.rotate_if_requested() {
             self.discard_rotation();
         }
+        // The logfile is closed for good and served whole from now on: all of it durable, and
+        // its size its records.
+        let mut log = self.log.lock();
+        if let Err(e) = log.sync() {
+            pr_warn!(
+                "resource {}: cannot flush its last logfile (error {})\n",
+                kernel::str::BStr::from_bytes(&self.name),
+                e.to_errno()
+            );
+        }
+        log.close();
+        drop(log);
+        self.status.forget_served_log(&self.name);
     }
 }

@@ -167,7 +167,9 @@ impl Resource {
         if self.primary.is_some() {
             return Ok(());
         }
-        let dev = self.dev.clone().ok_or(ENODEV)?;
+        if self.dev.is_none() {
+            return Err(ENODEV);
+        }
         let next = self.next_logfile(host)?;
         let log_name = logfiles::name(next, host)?;
         if let Some(name) = &self.damaged {
@@ -178,6 +180,27 @@ impl Resource {
             );
             return Err(crate::kx::errno::unclean());
         }
+        // Before the logfile exists: secondaries fetch it only as far as the logger says it is
+        // durable, never its preallocated zeros. Forgotten again if the logger does not start
+        // (once its thread runs, the thread forgets it when it stops).
+        status.register_served_log(&self.name, LogPos { file: next, offset: 0 })?;
+        let started = self.start_primary(next, size, status);
+        if started.is_err() {
+            status.forget_served_log(&self.name);
+        }
+        started?;
+        pr_info!(
+            "resource {}: primary, logging to {}\n",
+            kernel::str::BStr::from_bytes(&self.name),
+            kernel::str::BStr::from_bytes(&log_name)
+        );
+        Ok(())
+    }
+
+    /// The bricks of a primary logging into the new logfile `next`.
+    fn start_primary(&mut self, next: u32, size: u64, status: &Arc<ModuleStatus>) -> Result {
+        let dev = self.dev.clone().ok_or(ENODEV)?;
+        let host = status.host_str().ok_or(EINVAL)?;
         let dir = self.dir()?;
         let log = self.create_logfile(next, host)?;
         let wb = Arc::pin_init(WriteBack::new(dev, LogPos { file: next, offset: 0 })?, GFP_KERNEL)?;
@@ -185,11 +208,6 @@ impl Resource {
         let logger = Arc::pin_init(Logger::new(&self.name, dir, wb.clone(), log, status.clone())?, GFP_KERNEL)?;
         let logger_thread = KThread::spawn(c"mars_logger", logger.clone())?;
         let disk = IfBrick::create(&self.name, size, logger.clone())?;
-        pr_info!(
-            "resource {}: primary, logging to {}\n",
-            kernel::str::BStr::from_bytes(&self.name),
-            kernel::str::BStr::from_bytes(&log_name)
-        );
         self.primary = Some(Primary { disk, logger_thread, write_back_thread, logger, wb });
         Ok(())
     }

@@ -12,6 +12,7 @@ use kernel::str::BStr;
 use kernel::sync::Mutex;
 use kernel::time::{Instant, Monotonic};
 
+use crate::bricks::write_back::LogPos;
 use crate::kx;
 use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::lamport::{HostId, LamportClock, Stamp};
@@ -92,6 +93,19 @@ pub(crate) struct ModuleStatus {
     /// The server and the peers as the strategy's last round saw them (`None`: not a member).
     #[pin]
     network: Mutex<Option<NetworkView>>,
+    /// What the loggers of this host's primaries let secondaries fetch, per resource. A leaf
+    /// lock: loggers update it after releasing their own.
+    #[pin]
+    served_logs: Mutex<KVec<ServedLog>>,
+}
+
+/// How far secondaries may fetch the logfiles of one primary resource here.
+struct ServedLog {
+    resource: KVec<u8>,
+    /// The current logfile, durable up to this position.
+    synced: LogPos,
+    /// The logfile the last rotation closed, with its final length.
+    closed: Option<LogPos>,
 }
 
 impl ModuleStatus {
@@ -111,6 +125,7 @@ impl ModuleStatus {
             ),
             tree <- kernel::new_mutex!(TreeIndex::new(), "mars_tree"),
             network <- kernel::new_mutex!(None, "mars_network"),
+            served_logs <- kernel::new_mutex!(KVec::new(), "mars_served_logs"),
         })
     }
 
@@ -188,6 +203,45 @@ impl ModuleStatus {
         chunk: &mut ChunkWriter<'_>,
     ) -> Result<Filled> {
         self.tree.lock().fill(from, since_ns, buckets, chunk)
+    }
+
+    /// A logger of `resource` starts, its current logfile durable up to `synced`: until it is
+    /// forgotten, secondaries fetch that logfile only up to what the logger reports.
+    pub(crate) fn register_served_log(&self, resource: &[u8], synced: LogPos) -> Result {
+        let mut name = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
+        name.extend_from_slice(resource, GFP_KERNEL)?;
+        let mut logs = self.served_logs.lock();
+        logs.retain(|l| l.resource.as_slice() != resource);
+        logs.push(ServedLog { resource: name, synced, closed: None }, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// The logger of `resource` made its log durable up to `synced` (a rotation: and closed
+    /// `closed`).
+    pub(crate) fn update_served_log(&self, resource: &[u8], synced: LogPos, closed: Option<LogPos>) {
+        if let Some(l) = self.served_logs.lock().iter_mut().find(|l| l.resource.as_slice() == resource) {
+            l.synced = synced;
+            l.closed = closed;
+        }
+    }
+
+    /// The logger of `resource` stopped; its logfiles are closed, durable and served whole.
+    pub(crate) fn forget_served_log(&self, resource: &[u8]) {
+        self.served_logs.lock().retain(|l| l.resource.as_slice() != resource);
+    }
+
+    /// How far logfile `number` of this host's log of `resource` may be fetched: `Some(len)` if
+    /// a logger here decides it (the current logfile, the one it just closed, or 0 for one it has
+    /// not begun), `None` if the logfile is closed and served whole.
+    pub(crate) fn served_len(&self, resource: &[u8], number: u32) -> Option<u64> {
+        let logs = self.served_logs.lock();
+        let l = logs.iter().find(|l| l.resource.as_slice() == resource)?;
+        match l.closed {
+            Some(c) if c.file == number => Some(c.offset),
+            _ if number == l.synced.file => Some(l.synced.offset),
+            _ if number > l.synced.file => Some(0),
+            _ => None,
+        }
     }
 
     /// Replaces what status shows about the network (`None`: this host takes no part).

@@ -46,6 +46,8 @@ cluster_init() {
       echo "MARS_ROOT=$MARS_ROOT"
       echo "MARS_KO=$MARS_ROOT/mars.ko"
       echo "PATH=$MARS_ROOT/target/release:\$PATH"
+      # How much longer waits for bulk work may take on the slower kernel variants (KASAN, debug).
+      if [ "${MARS_KERNEL_VARIANT:-default}" = default ]; then echo "SLOW=1"; else echo "SLOW=4"; fi
       local links=""
       for ((i = 1; i <= NODES; i++)); do
         [ "$i" -eq "$k" ] && continue

@@ -6,7 +6,7 @@ set -u
 env_file=$1; script=$2; shift 2
 # shellcheck disable=SC1090
 source "$env_file"
-export NODE NODES HOST OUT MARS_ROOT MARS_KO PATH SEED LINKS
+export NODE NODES HOST OUT MARS_ROOT MARS_KO PATH SEED LINKS SLOW
 log="$OUT/node$NODE.log"
 echo "== node$NODE boot $(date +%T) running $(basename "$script") $*" >>"$log"
 

@@ -15,6 +15,9 @@ frame and/or closed the connection, never hung past the deadline):
                  and sleeps; the test then removes the module on the server)
   handshake SECRET NAME   handshake only; prints the server's name or its refusal
   fetch SECRET NAME       handshake, then the whole tree: prints bytes, seconds and MB/s
+  logcopy SECRET NAME RES DIR [WINDOW]   on the replication port: lists RES's logfiles, then
+                 copies each into DIR (appending to what DIR holds already) with WINDOW
+                 log-fetch requests of 256 KiB in flight; prints "NAME SIZE" per logfile
   sink                    (reference) accepts one TCP connection on PORT and reads it to the end
   source BYTES            (reference) sends BYTES over one TCP connection: prints seconds, MB/s
 """
@@ -28,6 +31,7 @@ import time
 
 MAGIC = b"MaRN"
 HELLO, AUTH_PROOF, ERROR, KEEPALIVE, TREE_REQUEST, TREE_DATA = 1, 2, 3, 4, 16, 17
+LOG_LIST_REQUEST, LOG_LIST, LOG_FETCH, LOG_DATA = 32, 33, 34, 35
 
 
 def _crc_table():
@@ -223,6 +227,72 @@ def main():
                 break
         dt = time.time() - t0
         print("fetch: %d bytes in %d frames in %.2f s: %.2f MB/s" % (total, frames, dt, total / dt / 1e6))
+    elif attack == "logcopy":
+        secret, name, resource, outdir = open(args[0], "rb").read(), args[1], args[2], args[3]
+        window = int(args[4]) if len(args) > 4 else 4
+        s = connect(host, port, timeout=60)
+        handshake(s, secret, name)
+
+        def field_name(text):
+            raw = text.encode()
+            return bytes([len(raw)]) + raw
+
+        def take_name(p, at):
+            n = p[at]
+            return p[at + 1 : at + 1 + n].decode(), at + 1 + n
+
+        def reply(expected):
+            kind, rid, p = recv_frame(s)
+            if kind == ERROR:
+                code, n = struct.unpack_from("<HH", p)
+                raise RuntimeError("error %d: %s" % (code, p[4 : 4 + n].decode()))
+            if kind != expected:
+                raise RuntimeError("frame type %d, expected %d" % (kind, expected))
+            return rid, p
+
+        s.sendall(frame(LOG_LIST_REQUEST, field_name(resource), request_id=1))
+        rid, p = reply(LOG_LIST)
+        assert rid == 1, rid
+        res, at = take_name(p, 0)
+        assert res == resource, res
+        (count,) = struct.unpack_from("<I", p, at)
+        at += 4
+        files = []
+        for _ in range(count):
+            fname, at = take_name(p, at)
+            (size,) = struct.unpack_from("<Q", p, at)
+            at += 8
+            files.append((fname, size))
+        next_id = 2
+        for fname, size in files:
+            path = os.path.join(outdir, fname)
+            have = os.path.getsize(path) if os.path.exists(path) else 0
+            asked, in_flight, arrived = have, {}, {}
+            with open(path, "ab") as out:
+                while have < size:
+                    while len(in_flight) < window and asked < size:
+                        n = min(256 << 10, size - asked)
+                        req = field_name(resource) + field_name(fname) + struct.pack("<QI", asked, n)
+                        s.sendall(frame(LOG_FETCH, req, request_id=next_id))
+                        in_flight[next_id] = asked
+                        next_id += 1
+                        asked += n
+                    rid, p = reply(LOG_DATA)
+                    offset = in_flight.pop(rid)
+                    res, at = take_name(p, 0)
+                    got_name, at = take_name(p, at)
+                    (got_offset,) = struct.unpack_from("<Q", p, at)
+                    (n,) = struct.unpack_from("<I", p, at + 9)
+                    data = p[at + 13 : at + 13 + n]
+                    assert (res, got_name, got_offset) == (resource, fname, offset), (res, got_name, got_offset)
+                    arrived[offset] = data
+                    while have in arrived:
+                        chunk = arrived.pop(have)
+                        if not chunk:
+                            raise RuntimeError("%s: no data at %d of %d" % (fname, have, size))
+                        out.write(chunk)
+                        have += len(chunk)
+            print("%s %d" % (fname, size))
     elif attack == "sink":
         l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

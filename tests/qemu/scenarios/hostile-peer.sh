@@ -3,5 +3,5 @@
 # limits (slab usage back within a bound), the real peer stays connected. Then rmmod with a
 # peer connected, a connect in progress to a peer that does not answer and an authenticated
 # peer that stopped reading: each within seconds, nothing leaked (kmemleak, run.sh).
-# timeout: 600
+# timeout: 900
 cluster_run_all 3 hostile-peer.sh
