@@ -46,13 +46,10 @@ pub(crate) fn get<'a>(key: &'a str, buf: &'a mut TargetBuf) -> Result<Option<Ent
 /// Reads the entry stored for `key` as a scan of the tree does: a link that is gone, is no
 /// symlink or does not parse is `None` (the strategy reports bad links where it reads them).
 pub(crate) fn get_valid<'a>(key: &'a str, buf: &'a mut TargetBuf) -> Result<Option<EntryRef<'a>>> {
-    let path = KPath::join(&[ROOT, b"/", key.as_bytes()])?;
-    let len = match vfs::readlink(&path, &mut buf.0) {
-        Ok(len) => len,
-        Err(e) if e == ENOENT || e == EINVAL => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    Ok(buf.0.get(..len).and_then(|target| parse_link_target(key, target).ok()))
+    match get(key, buf) {
+        Err(e) if e == EINVAL || e == crate::kx::errno::unclean() => Ok(None),
+        other => other,
+    }
 }
 
 /// Stores `entry` as `/mars/KEY`, creating parent directories as needed and replacing the
