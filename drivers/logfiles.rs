@@ -25,7 +25,7 @@ pub(crate) fn path(dir: &KPath, number: u32, host: &str) -> Result<KPath> {
 /// Numbers of `host`'s logfiles in `dir`, ascending.
 pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
     let mut found = KVec::new();
-    vfs::list(dir, |entry, _| {
+    vfs::list(dir, |vfs::DirEntry { name: entry, .. }| {
         if let Ok((number, origin)) = parse_logfile_name(entry) {
             if origin == host {
                 // Kept sorted as it grows (a directory holds a handful of logfiles), so no

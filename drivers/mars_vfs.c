@@ -159,7 +159,7 @@ int mars_vfs_mkdir(const char *path, umode_t mode)
 /* A dir_context that forwards each entry to the caller's actor. */
 struct mars_list_ctx {
 	struct dir_context ctx;
-	int (*actor)(void *priv, const char *name, int len, unsigned int type);
+	int (*actor)(void *priv, const char *name, int len, unsigned int type, u64 ino);
 	void *priv;
 	int err;
 };
@@ -171,12 +171,12 @@ static bool mars_list_fill(struct dir_context *ctx, const char *name, int len, l
 
 	if ((len == 1 && name[0] == '.') || (len == 2 && name[0] == '.' && name[1] == '.'))
 		return true;
-	lc->err = lc->actor(lc->priv, name, len, type);
+	lc->err = lc->actor(lc->priv, name, len, type, ino);
 	return lc->err == 0;
 }
 
 int mars_vfs_list(const char *path, int (*actor)(void *priv, const char *name, int len,
-						  unsigned int type),
+						  unsigned int type, u64 ino),
 		  void *priv)
 {
 	struct mars_list_ctx lc = {

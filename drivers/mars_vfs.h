@@ -45,12 +45,12 @@ int mars_vfs_truncate(struct file *file, loff_t length);
 loff_t mars_vfs_size(struct file *file);
 
 /*
- * Calls ACTOR(PRIV, NAME, LEN, DT_TYPE) for each entry of the directory PATH except "." and
- * "..". ACTOR returns 0 to go on, or a negative errno to stop; mars_vfs_list returns that errno,
- * or 0 when every entry was seen.
+ * Calls ACTOR(PRIV, NAME, LEN, DT_TYPE, INO) for each entry of the directory PATH except "."
+ * and "..". ACTOR returns 0 to go on, or a negative errno to stop; mars_vfs_list returns that
+ * errno, or 0 when every entry was seen.
  */
 int mars_vfs_list(const char *path, int (*actor)(void *priv, const char *name, int len,
-						  unsigned int type),
+						  unsigned int type, u64 ino),
 		  void *priv);
 
 #endif /* MARS_VFS_H */

@@ -22,7 +22,7 @@ use crate::mars_core::VERSION;
 use crate::peers::NetworkView;
 use crate::shown::Shown;
 use crate::strategy::RoundResult;
-use crate::tree_index::{Filled, TreeIndex};
+use crate::tree_index::{Filled, ScanReport, TreeIndex};
 use crate::tree_store::{self, TargetBuf};
 use crate::Settings;
 
@@ -71,6 +71,9 @@ struct State {
     last_error: i32,
     /// Strategy rounds run so far.
     rounds: u64,
+    /// The last scan of the tree, and how long it held the tree's lock.
+    scan: ScanReport,
+    scan_ms: u64,
 }
 
 /// What the module publishes about itself.
@@ -120,7 +123,15 @@ impl ModuleStatus {
             host,
             settings,
             state <- kernel::new_mutex!(
-                State { clock, resources: 0, membership: Membership::Unknown, last_error: 0, rounds: 0 },
+                State {
+                    clock,
+                    resources: 0,
+                    membership: Membership::Unknown,
+                    last_error: 0,
+                    rounds: 0,
+                    scan: ScanReport::default(),
+                    scan_ms: 0,
+                },
                 "mars_status"
             ),
             tree <- kernel::new_mutex!(TreeIndex::new(), "mars_tree"),
@@ -183,8 +194,12 @@ impl ModuleStatus {
     /// Brings the tree in memory in line with /mars (see [`TreeIndex::scan`]); the host's clock
     /// takes note of the newest stamp found.
     pub(crate) fn scan_tree(&self) -> Result {
-        let newest = self.tree.lock().scan()?;
-        self.observe(newest);
+        let start = kx::time::monotonic_ms();
+        let report = self.tree.lock().scan()?;
+        let mut state = self.state.lock();
+        state.clock.observe(report.newest);
+        state.scan = report;
+        state.scan_ms = kx::time::monotonic_ms().saturating_sub(start);
         Ok(())
     }
 
@@ -294,7 +309,7 @@ impl ModuleStatus {
 impl kx::proc::SeqShow for ModuleStatus {
     fn show(&self, m: &SeqFile) {
         let uptime_s = self.loaded.elapsed().as_millis() / 1000;
-        let (lamport, resources, membership, last_error, rounds) = {
+        let (lamport, resources, membership, last_error, rounds, scan, scan_ms) = {
             let state = self.state.lock();
             (
                 state.clock.peek(kx::time::real_time_nanos()),
@@ -302,6 +317,8 @@ impl kx::proc::SeqShow for ModuleStatus {
                 state.membership,
                 state.last_error,
                 state.rounds,
+                state.scan,
+                state.scan_ms,
             )
         };
         seq_print!(m, "version {}\n", VERSION);
@@ -312,6 +329,7 @@ impl kx::proc::SeqShow for ModuleStatus {
         seq_print!(m, "cluster {}\n", membership.as_str());
         seq_print!(m, "strategy_rounds {}\n", rounds);
         seq_print!(m, "strategy_error {}\n", last_error);
+        seq_print!(m, "tree_scan ms={} listed={} links_read={}\n", scan_ms, scan.listed, scan.links_read);
         seq_print!(m, "interval_ms {}\n", self.settings.interval_ms);
         seq_print!(m, "port {}\n", self.settings.port);
         seq_print!(m, "log_rotate_mb {}\n", self.settings.log_rotate_bytes >> 20);
@@ -341,8 +359,8 @@ impl kx::proc::SeqShow for ModuleStatus {
                 m,
                 " failures={} pulls={} merged={} error={}\n",
                 v.failures,
-                v.pulls,
-                v.merged,
+                p.pulls,
+                p.merged,
                 v.last_error.as_str()
             );
         }

@@ -9,7 +9,16 @@
 //! it makes them; writes by others (marsadm, an administrator's `ln -s`) are found by
 //! [`TreeIndex::scan`], which lists again only the directories whose change time moved since
 //! the last scan (creating, renaming or removing a link in a directory moves it) and reads only
-//! their links.
+//! the links there whose inode is not the one it read before.
+//!
+//! Why inodes: the module's own writes move the change time of their directory too, so a
+//! directory that peers fill (6,000 keys pulled into one) is listed again every round, and
+//! reading all its links each time held the tree's lock for longer than the merges could bear.
+//! A link is never changed in place: a write makes a new link and renames it over the old one,
+//! whose inode is freed only then, so a replaced link always shows another inode number. Only
+//! when the same key is replaced twice between two scans can its inode number come back (the
+//! file system reuses the number freed by the first rename); every [`VERIFY_EVERY`]th scan
+//! therefore reads every link of the directories changed since the last such scan.
 
 use kernel::prelude::*;
 use kernel::rbtree::{RBTree, RBTreeNode};
@@ -25,6 +34,10 @@ use crate::tree_store::{self, TargetBuf, ROOT};
 /// How far before the last scan a directory's change time still counts as a change: more than
 /// the granularity of file system timestamps (a coarse clock, one tick behind at most).
 const CTIME_MARGIN_NS: u64 = 1_000_000_000;
+
+/// Every this many scans, one reads every link of the directories changed since the last such
+/// scan, whatever their inode numbers (about once a minute at the default interval).
+const VERIFY_EVERY: u32 = 60;
 
 /// Directory entry type of a symlink (`DT_LNK`).
 const DT_LNK: u32 = 10;
@@ -73,6 +86,9 @@ struct Stored {
     learned_ns: u64,
     /// The scan that last saw the entry's link (see [`TreeIndex::mark`]).
     mark: u32,
+    /// Inode number of the link this entry was read from (0: not known, the module wrote it
+    /// or it was learned otherwise; the next listing reads the link).
+    ino: u64,
 }
 
 impl Stored {
@@ -88,6 +104,16 @@ impl Stored {
     fn is(&self, entry: &EntryRef<'_>) -> bool {
         self.stamp == entry.stamp && self.deleted == entry.deleted && self.value() == entry.value
     }
+}
+
+/// What one [`TreeIndex::scan`] did, for status.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ScanReport {
+    /// Newest stamp among the entries found changed, for the host's clock.
+    pub(crate) newest: Stamp,
+    /// Directories listed again, and links read.
+    pub(crate) listed: u32,
+    pub(crate) links_read: u32,
 }
 
 /// Where a [`TreeIndex::fill`] stopped.
@@ -111,8 +137,11 @@ pub(crate) struct TreeIndex {
     dirs: RBTree<Name, u32>,
     digest: TreeDigest,
     /// Real time at the start of the last complete scan (`None`: none yet, the next one reads
-    /// everything).
+    /// everything), and of the last one that read every link of a changed directory.
     scanned_at: Option<u64>,
+    verified_at: Option<u64>,
+    /// Complete scans since the last verifying one.
+    since_verify: u32,
     /// Number of the scan in progress; what a listing saw carries it, what it did not see keeps
     /// an older one and is dropped.
     mark: u32,
@@ -121,7 +150,15 @@ pub(crate) struct TreeIndex {
 impl TreeIndex {
     /// An empty index: the first scan fills it.
     pub(crate) fn new() -> TreeIndex {
-        TreeIndex { entries: RBTree::new(), dirs: RBTree::new(), digest: TreeDigest::new(), scanned_at: None, mark: 0 }
+        TreeIndex {
+            entries: RBTree::new(),
+            dirs: RBTree::new(),
+            digest: TreeDigest::new(),
+            scanned_at: None,
+            verified_at: None,
+            since_verify: 0,
+            mark: 0,
+        }
     }
 
     /// The digest of the tree as stored now.
@@ -137,16 +174,18 @@ impl TreeIndex {
         Ok(crate::mars_core::tree::supersedes(entry, self.entries.get(&name).map(|s| s.entry(entry.key)).as_ref()))
     }
 
-    /// Takes note of `entry`, just stored under /mars.
+    /// Takes note of `entry`, just stored under /mars or found there.
     pub(crate) fn note(&mut self, entry: &EntryRef<'_>) -> Result {
         let mark = self.mark;
-        self.note_at(entry, real_time_nanos(), mark)
+        self.note_at(entry, real_time_nanos(), mark, 0)
     }
 
-    fn note_at(&mut self, entry: &EntryRef<'_>, now: u64, mark: u32) -> Result {
+    /// Notes `entry`, read from the link with inode number `ino` (0: not known).
+    fn note_at(&mut self, entry: &EntryRef<'_>, now: u64, mark: u32, ino: u64) -> Result {
         let name = Name::new(entry.key.as_bytes())?;
         if let Some(stored) = self.entries.get_mut(&name) {
             stored.mark = mark;
+            stored.ino = ino;
             if stored.is(entry) {
                 return Ok(());
             }
@@ -164,7 +203,7 @@ impl TreeIndex {
         }
         let mut value = KVec::with_capacity(entry.value.len(), GFP_KERNEL)?;
         value.extend_from_slice(entry.value.as_bytes(), GFP_KERNEL)?;
-        let stored = Stored { value, stamp: entry.stamp, deleted: entry.deleted, learned_ns: now, mark };
+        let stored = Stored { value, stamp: entry.stamp, deleted: entry.deleted, learned_ns: now, mark, ino };
         let node = RBTreeNode::new(name, stored, GFP_KERNEL)?;
         // INVARIANT: the key was validated as part of `entry`; the digest counts the new entry.
         self.entries.insert(node);
@@ -201,21 +240,35 @@ impl TreeIndex {
     }
 
     /// Brings the index in line with /mars: lists again the directories changed since the last
-    /// scan and reads their links. Returns the newest stamp among the entries it found changed,
-    /// for the host's clock.
-    pub(crate) fn scan(&mut self) -> Result<Stamp> {
+    /// scan and reads their new links.
+    pub(crate) fn scan(&mut self) -> Result<ScanReport> {
         let now = real_time_nanos();
+        let verify = self.since_verify.saturating_add(1) >= VERIFY_EVERY;
+        let since = if verify { self.verified_at } else { self.scanned_at };
         // After a step of the clock backwards change times no longer compare: read everything.
-        let changed_after = match self.scanned_at {
+        let changed_after = match since {
             Some(t) if t <= now => t.saturating_sub(CTIME_MARGIN_NS),
             _ => 0,
         };
         self.mark = self.mark.wrapping_add(1);
-        let mut scan = Scan { changed_after, now, newest: Stamp::ZERO, target: TargetBuf::new()? };
+        let mut scan = Scan {
+            changed_after,
+            trust_ino: !verify && changed_after > 0,
+            now,
+            report: ScanReport::default(),
+            target: TargetBuf::new()?,
+            key: KVec::with_capacity(MAX_KEY_LEN, GFP_KERNEL)?,
+        };
         let mut dir = KVec::with_capacity(MAX_KEY_LEN, GFP_KERNEL)?;
         self.scan_dir(&mut dir, 1, &mut scan)?;
         self.scanned_at = Some(now);
-        Ok(scan.newest)
+        if scan.trust_ino {
+            self.since_verify = self.since_verify.saturating_add(1);
+        } else {
+            self.verified_at = Some(now);
+            self.since_verify = 0;
+        }
+        Ok(scan.report)
     }
 
     /// Scans the directory `dir` (relative), whose entries have `depth` key components.
@@ -235,6 +288,7 @@ impl TreeIndex {
             }
             return Ok(());
         }
+        scan.report.listed = scan.report.listed.saturating_add(1);
         let names = match list_names(&path, depth) {
             Ok(names) => names,
             Err(e) if e == ENOENT || e == ENOTDIR => return self.drop_dir(dir),
@@ -245,10 +299,13 @@ impl TreeIndex {
         }
         let mut at = 0usize;
         while let (Some(&is_link), Some(&len)) = (names.get(at), names.get(at + 1)) {
-            let name = names.get(at + 2..at + 2 + usize::from(len)).ok_or(EINVAL)?;
-            at += 2 + usize::from(len);
+            let ino = names.get(at + 2..at + 10).and_then(|b| b.try_into().ok()).map_or(0, u64::from_ne_bytes);
+            let name = names.get(at + 10..at + 10 + usize::from(len)).ok_or(EINVAL)?;
+            at += 10 + usize::from(len);
             if is_link == 1 {
-                self.read_link(dir, name, scan)?;
+                if !(scan.trust_ino && ino != 0 && self.same_link(dir, name, ino, scan)?) {
+                    self.read_link(dir, name, ino, scan)?;
+                }
             } else {
                 self.scan_subdir(dir, name, depth, scan)?;
             }
@@ -273,15 +330,40 @@ impl TreeIndex {
         self.scan_dir(&mut sub, depth + 1, scan)
     }
 
-    /// Reads the link `dir/name` and notes its entry; a link that is gone or does not parse is
-    /// left unmarked, so the sweep after the listing drops it.
-    fn read_link(&mut self, dir: &[u8], name: &[u8], scan: &mut Scan) -> Result {
+    /// Whether the index holds `dir/name` as read from the link with inode number `ino`, the
+    /// one the listing shows: then the link is the same and is only marked as seen.
+    fn same_link(&mut self, dir: &[u8], name: &[u8], ino: u64, scan: &mut Scan) -> Result<bool> {
+        // The key is built in the scan's buffer: a lookup per listed link allocates nothing.
+        let mut key = Name(core::mem::replace(&mut scan.key, KVec::new()));
+        key.0.clear();
+        if !dir.is_empty() {
+            key.0.extend_from_slice(dir, GFP_KERNEL)?;
+            key.0.push(b'/', GFP_KERNEL)?;
+        }
+        key.0.extend_from_slice(name, GFP_KERNEL)?;
+        let same = match self.entries.get_mut(&key) {
+            Some(stored) if stored.ino == ino => {
+                stored.mark = self.mark;
+                true
+            }
+            _ => false,
+        };
+        scan.key = key.0;
+        Ok(same)
+    }
+
+    /// Reads the link `dir/name` (inode number `ino` in the listing) and notes its entry; a
+    /// link that is gone or does not parse is left unmarked, so the sweep after the listing
+    /// drops it. The listing came first: if the link was replaced since, the entry read is the
+    /// newer one and `ino` the older, which only makes the next listing read it again.
+    fn read_link(&mut self, dir: &[u8], name: &[u8], ino: u64, scan: &mut Scan) -> Result {
         let key = join(dir, name)?;
         let Ok(key) = core::str::from_utf8(&key) else { return Ok(()) };
+        scan.report.links_read = scan.report.links_read.saturating_add(1);
         let Some(entry) = tree_store::get_valid(key, &mut scan.target)? else { return Ok(()) };
-        scan.newest = scan.newest.max(entry.stamp);
+        scan.report.newest = scan.report.newest.max(entry.stamp);
         let mark = self.mark;
-        self.note_at(&entry, scan.now, mark)
+        self.note_at(&entry, scan.now, mark, ino)
     }
 
     /// Names of the known directories directly below `dir`; with `stale`, only those the scan
@@ -349,11 +431,15 @@ impl TreeIndex {
 struct Scan {
     /// Directories changed at or after this real time are listed again (0: all).
     changed_after: u64,
+    /// Whether a listed link whose inode number the index holds is taken as read (not in a
+    /// verifying scan, nor when everything is read).
+    trust_ino: bool,
     /// The scan's start, the learned time of what it finds changed.
     now: u64,
-    /// Newest stamp among the entries found.
-    newest: Stamp,
+    report: ScanReport,
     target: TargetBuf,
+    /// Room for one key, for lookups.
+    key: KVec<u8>,
 }
 
 /// `dir/name` (just `name` at the root).
@@ -382,19 +468,20 @@ fn child_of<'a>(path: &'a [u8], dir: &[u8]) -> Option<&'a [u8]> {
 }
 
 /// The names in the directory `path` whose entries have `depth` key components that can be
-/// keys (symlinks) or hold keys (directories), each as its type (1 for a link), its length and
-/// its bytes. Names starting with `.` (temporary links, the secret) and `lost+found` are not
+/// keys (symlinks) or hold keys (directories), each as its type (1 for a link), its length, its
+/// inode number (8 bytes, native order) and its bytes. Names starting with `.` (temporary links, the secret) and `lost+found` are not
 /// keys. The names are taken first and looked up after: nothing looks up names in a directory
 /// while it is being iterated.
 fn list_names(path: &KPath, depth: usize) -> Result<KVec<u8>> {
     let mut names: KVec<u8> = KVec::new();
-    vfs::list(path, |name, dt_type| {
+    vfs::list(path, |vfs::DirEntry { name, dt_type, ino }| {
         let wanted = (dt_type == vfs::DT_DIR && depth < MAX_KEY_DEPTH) || dt_type == DT_LNK;
         if !wanted || name.starts_with(b".") || name == b"lost+found" || name.len() > MAX_KEY_LEN {
             return Ok(());
         }
         names.push(u8::from(dt_type == DT_LNK), GFP_KERNEL)?;
         names.push(u8::try_from(name.len()).map_err(|_| EINVAL)?, GFP_KERNEL)?;
+        names.extend_from_slice(&ino.to_ne_bytes(), GFP_KERNEL)?;
         names.extend_from_slice(name, GFP_KERNEL)?;
         Ok(())
     })?;

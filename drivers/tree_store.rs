@@ -105,7 +105,7 @@ fn make_dirs(dir: &[u8]) -> Result {
 /// Calls `f(name)` for each resource directory `/mars/resource-NAME`.
 pub(crate) fn for_each_resource(mut f: impl FnMut(&[u8]) -> Result) -> Result {
     let root = KPath::join(&[ROOT])?;
-    vfs::list(&root, |name, dt_type| match name.strip_prefix(b"resource-") {
+    vfs::list(&root, |vfs::DirEntry { name, dt_type, .. }| match name.strip_prefix(b"resource-") {
         Some(res) if dt_type == vfs::DT_DIR => f(res),
         _ => Ok(()),
     })

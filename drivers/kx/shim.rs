@@ -209,5 +209,5 @@ pub(crate) struct BioInfo {
     pub(crate) durable: c_int,
 }
 
-/// Callback of `mars_vfs_list`: `(private, name, len, dt_type) -> 0 or -errno`.
-pub(crate) type ListActor = unsafe extern "C" fn(*mut c_void, *const c_char, c_int, c_uint) -> c_int;
+/// Callback of `mars_vfs_list`: `(private, name, len, dt_type, ino) -> 0 or -errno`.
+pub(crate) type ListActor = unsafe extern "C" fn(*mut c_void, *const c_char, c_int, c_uint, u64) -> c_int;

@@ -112,7 +112,7 @@ pub(crate) fn remove_tree(dir: &KPath, name: &[u8], depth: u32) -> Result {
     let name = KPath::join(&[name])?;
     // Collect first: removing entries while the directory is being iterated is not safe.
     let mut entries: KVec<(KVec<u8>, u32)> = KVec::new();
-    match list(&path, |entry, dt_type| {
+    match list(&path, |DirEntry { name: entry, dt_type, .. }| {
         let mut owned = KVec::with_capacity(entry.len(), GFP_KERNEL)?;
         owned.extend_from_slice(entry, GFP_KERNEL)?;
         entries.push((owned, dt_type), GFP_KERNEL)?;
@@ -138,9 +138,19 @@ pub(crate) fn mkdir(path: &KPath) -> Result {
     to_result(unsafe { shim::mars_vfs_mkdir(path.as_ptr(), 0o700) })
 }
 
-/// Calls `f(name, dt_type)` for each entry of the directory `path` (without `.` and `..`);
-/// stops at, and returns, the first error `f` returns.
-pub(crate) fn list<F: FnMut(&[u8], u32) -> Result>(path: &KPath, mut f: F) -> Result {
+/// One entry of a directory listing.
+pub(crate) struct DirEntry<'a> {
+    pub(crate) name: &'a [u8],
+    /// `DT_DIR`, `DT_LNK`, ...
+    pub(crate) dt_type: u32,
+    /// Inode number: a link replaced (a new link renamed over it) shows a new one, as the old
+    /// inode lives on until the rename has freed it.
+    pub(crate) ino: u64,
+}
+
+/// Calls `f` for each entry of the directory `path` (without `.` and `..`); stops at, and
+/// returns, the first error `f` returns.
+pub(crate) fn list<F: FnMut(DirEntry<'_>) -> Result>(path: &KPath, mut f: F) -> Result {
     let ctx: *mut F = &mut f;
     // SAFETY: `path` is NUL-terminated; `actor::<F>` is called only during this call, with
     // `ctx`, which points to `f` on this stack frame and outlives the call.
@@ -153,11 +163,12 @@ pub(crate) fn list<F: FnMut(&[u8], u32) -> Result>(path: &KPath, mut f: F) -> Re
 ///
 /// `ctx` is the `*mut F` passed by [`list`], valid and not otherwise used during the call;
 /// `name` points to `len` readable bytes.
-unsafe extern "C" fn actor<F: FnMut(&[u8], u32) -> Result>(
+unsafe extern "C" fn actor<F: FnMut(DirEntry<'_>) -> Result>(
     ctx: *mut c_void,
     name: *const c_char,
     len: c_int,
     dt_type: c_uint,
+    ino: u64,
 ) -> c_int {
     // SAFETY: see the function's safety contract.
     let f = unsafe { &mut *ctx.cast::<F>() };
@@ -166,7 +177,7 @@ unsafe extern "C" fn actor<F: FnMut(&[u8], u32) -> Result>(
     };
     // SAFETY: `name` points to `len` bytes that stay valid during the call (filldir contract).
     let name = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), len) };
-    match f(name, dt_type) {
+    match f(DirEntry { name, dt_type, ino }) {
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }

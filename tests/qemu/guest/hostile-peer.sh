@@ -59,9 +59,10 @@ for i in range(6000):
     t0=$(date +%s%3N)
     # Counted by the module (entries merged from node1); listing 6,000 names would compete for the CPU.
     merged() { peer_line node1 | sed -n 's/.* merged=\([0-9]*\).*/\1/p'; }
-    m0=$(merged)
+    m0=$(merged) polls=0
     while n=$(( $(merged) - m0 )); [ "$n" -lt 6000 ]; do
       [ $(( $(date +%s%3N) - t0 )) -lt $(( 300000 * SLOW )) ] || fail "only $n of 6000 keys merged after $(( 300 * SLOW )) s"
+      (( ++polls % 10 )) || echo "$n keys merged after $polls s: $(peer_line node1)"
       sleep 1
     done
     [ "$(find /mars/defaults/bulk -maxdepth 1 -type l | wc -l)" = 6000 ] || fail "not all 6000 keys are stored"
