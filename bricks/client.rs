@@ -4,11 +4,11 @@
 //! the strategy asks and kept up by `mars_core::peer_link::Link` (deadlines, keepalives,
 //! silent peers, capped exponential backoff with jitter).
 //!
-//! On the tree channel it pulls when the strategy asks ([`Client::pull_soon`], once per round):
-//! a tree-request for what the peer stored since the last complete pull, every entry of the
-//! reply merged with the Lamport rule. Requests carry increasing ids and a reply must carry the
-//! id of its request. Its state (connected since, last contact, last error) is shown in
-//! `/proc/mars/status` through [`Client::view`].
+//! What it does on the connection is its [`Work`], one implementation per channel: pulling the
+//! tree (`tree_pull.rs`), fetching a primary's logfiles (`fetch.rs`). The client connects,
+//! authenticates, keeps the link alive and records failures; the work runs whenever the link is
+//! up and it is due (woken by [`Client::wake`], or at the time its last run asked for). Its
+//! state (connected since, last contact, last error) is shown through [`Client::view`].
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -23,66 +23,192 @@ use crate::kx::net::{SockAddr, Socket};
 use crate::kx::random;
 use crate::kx::time::monotonic_ms;
 use crate::mars_core::errno::{describe, Described};
-use crate::mars_core::gossip::{Pull, TreeDigest};
-use crate::mars_core::lamport::{HostId, Stamp};
 use crate::mars_core::peer_link::{
     Action, Failure, Link, State, CONNECT_TIMEOUT_MS, DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS, KEEPALIVE_MS,
 };
-use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
-use crate::mars_core::proto_msg::{Message, DIGEST_WIRE_LEN};
+use crate::mars_core::proto::{Channel, ProtoError, Role};
+use crate::mars_core::proto_msg::Message;
 use crate::mars_core::session::{self, SessionError};
-use crate::mars_core::tree::Key;
-use crate::mars_core::tree_codec::{decode_chunk, ChunkWriter, CHUNK_HEADER_LEN, MAX_ENTRY_LEN};
 use crate::shown::Shown;
 use crate::status::ModuleStatus;
-use crate::tree_store::{self, TargetBuf, TextBuf};
+use crate::tree_store::TextBuf;
 use crate::wire::Wire;
 
+/// Why a work's run ended the connection: the link failure and the words for status and logs.
+pub(crate) struct Failed {
+    pub(crate) why: Failure,
+    pub(crate) words: TextBuf,
+}
+
+impl Failed {
+    /// A failure with its words.
+    pub(crate) fn new(why: Failure, words: &dyn core::fmt::Display) -> Failed {
+        let mut text = TextBuf::new();
+        let _ = write!(text, "{words}");
+        Failed { why, words: text }
+    }
+
+    /// The failure a session error stands for.
+    pub(crate) fn session(e: &SessionError<Described>) -> Failed {
+        let why = match e {
+            SessionError::Io(errno) => Failure::Io(errno.0.abs()),
+            SessionError::Proto(p) => Failure::Protocol(p.code().0),
+            SessionError::Refused { code, .. } => Failure::Protocol(code.0),
+        };
+        Failed::new(why, e)
+    }
+
+    /// The reply named another request than the one waited for: the connection is broken.
+    pub(crate) fn wrong_id(wire: &mut Wire<'_>) -> Failed {
+        let e = ProtoError::Invalid { field: "request id", why: "does not match the request" };
+        session::send_error(wire, &e, 0);
+        Failed::new(Failure::Protocol(e.code().0), &e)
+    }
+
+    /// A local operation failed with `e`.
+    pub(crate) fn io(e: Error) -> Failed {
+        Failed::new(Failure::Io(-e.to_errno()), &describe(e.to_errno()))
+    }
+
+    /// This host ran out of memory.
+    pub(crate) fn nomem() -> Failed {
+        Failed::new(Failure::Io(12), &"out of memory")
+    }
+}
+
+/// A peer's error reply, for logs.
+pub(crate) struct ErrorWords<'a>(pub(crate) u16, pub(crate) &'a str);
+
+impl core::fmt::Display for ErrorWords<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "the peer answered: {}: {}", crate::mars_core::proto::ErrorCode(self.0), self.1)
+    }
+}
+
+/// What a run of a [`Work`] asks for next.
+pub(crate) enum Next {
+    /// Run again when woken ([`Client::wake`]).
+    WhenWoken,
+    /// Run again after this many milliseconds, or when woken.
+    After(u64),
+}
+
+/// What a client does on its connection: one implementation per channel.
+pub(crate) trait Work: Send + Sync {
+    /// The channel it works on.
+    const CHANNEL: Channel;
+
+    /// Runs once the connection is authenticated, before the link counts as up.
+    fn connected(&self, _conn: &mut Conn<'_>) -> core::result::Result<(), Failed> {
+        Ok(())
+    }
+
+    /// Does what is due on the connection.
+    fn run(&self, conn: &mut Conn<'_>) -> core::result::Result<Next, Failed>;
+}
+
+/// The connection as a work sees it.
+pub(crate) struct Conn<'a> {
+    sock: &'a Socket,
+    shared: &'a Mutex<Shared>,
+    status: &'a ModuleStatus,
+    /// Protocol version the peer speaks on this connection.
+    pub(crate) version: u16,
+    /// Id of the last request sent on the connection.
+    request_id: &'a mut u64,
+    /// When this side last sent something.
+    sent_ms: u64,
+}
+
+impl<'a> Conn<'a> {
+    /// A wire whose transfers may each take `timeout_ms`.
+    pub(crate) fn wire(&self, timeout_ms: u64) -> Wire<'a> {
+        Wire::new(self.sock, Delta::from_millis(i64::try_from(timeout_ms).unwrap_or(i64::MAX)))
+    }
+
+    /// A wire with the silence limit of a live link.
+    pub(crate) fn live_wire(&self) -> Wire<'a> {
+        self.wire(DEAD_AFTER_MS)
+    }
+
+    /// A fresh request id (never 0).
+    pub(crate) fn next_id(&mut self) -> u64 {
+        *self.request_id = self.request_id.wrapping_add(1).max(1);
+        *self.request_id
+    }
+
+    /// Records that a frame went out.
+    pub(crate) fn sent(&mut self) {
+        self.sent_ms = monotonic_ms();
+        self.shared.lock().link.sent(self.sent_ms);
+    }
+
+    /// Records that a frame came in.
+    pub(crate) fn received(&self) {
+        self.shared.lock().link.received(monotonic_ms());
+    }
+
+    /// Sends a keepalive if nothing went out for [`KEEPALIVE_MS`]: long work between frames (a
+    /// large reply being stored) must not look like silence to the peer.
+    pub(crate) fn keepalive_if_due(&mut self, wire: &mut Wire<'_>) -> core::result::Result<(), Failed> {
+        if monotonic_ms().saturating_sub(self.sent_ms) < KEEPALIVE_MS {
+            return Ok(());
+        }
+        let stamp = self.status.tick();
+        let mut scratch = [0u8; 64];
+        session::send(wire, &Message::Keepalive { stamp_nanos: stamp.nanos }, 0, &mut scratch)
+            .map_err(|e| Failed::session(&e))?;
+        self.sent();
+        Ok(())
+    }
+
+    /// The module's status.
+    pub(crate) fn status(&self) -> &'a ModuleStatus {
+        self.status
+    }
+}
+
 /// What others may look at and change while the thread runs.
-struct Shared {
+pub(crate) struct Shared {
     link: Link,
-    /// The strategy asked for a pull, with this host's tree digest as of its round (or `None`:
-    /// the digest could not be made; the pull goes without).
-    pull_wanted: Option<Option<TreeDigest>>,
+    /// The work is due: woken, or its time came.
+    kicked: bool,
+    /// When the work asked to run again (`None`: only when woken).
+    due_ms: Option<u64>,
     /// The connection (or the connect in progress), for `stop` to shut down.
     sock: Option<Arc<Socket>>,
     /// Why the last connection ended or attempt failed, in words.
     last_error: TextBuf,
-    /// Complete pulls, and entries stored by pulls (complete or not).
-    pulls: u64,
-    merged: u64,
 }
 
 /// What only the client's thread uses.
 struct Own {
-    pull: Pull,
     /// Id of the last request sent.
     request_id: u64,
-    /// Receive buffer for tree-data frames (allocated while connected).
-    rx: KVVec<u8>,
     /// Protocol version of the current connection.
     version: u16,
 }
 
-/// A client of one peer on one channel.
+/// A client of one peer on one channel, doing `W`.
 #[pin_data]
-pub(crate) struct Client {
+pub(crate) struct Client<W: Work> {
     peer: KVec<u8>,
     addr: SockAddr,
-    channel: Channel,
     status: Arc<ModuleStatus>,
+    #[pin]
+    work: W,
     stopping: AtomicBool,
     /// Lock order: `own` before `shared`; `shared` is never held across network I/O.
     #[pin]
     shared: Mutex<Shared>,
     #[pin]
     own: Mutex<Own>,
-    /// Woken for a pull, a stop.
+    /// Woken for work, a stop.
     #[pin]
     wake: CondVar,
 }
 
-/// A client's state for status: one line of `/proc/mars/status`.
+/// A client's state for status.
 pub(crate) struct ClientView {
     /// `down`, `connecting`, `handshaking` or `up`.
     pub(crate) state: &'static str,
@@ -92,37 +218,31 @@ pub(crate) struct ClientView {
     pub(crate) contact_ago_ms: Option<u64>,
     /// Failed attempts in a row.
     pub(crate) failures: u32,
-    /// Complete pulls, and the entries pulls stored (complete or not).
-    pub(crate) pulls: u64,
-    pub(crate) merged: u64,
     /// Why the last connection ended, or empty.
     pub(crate) last_error: TextBuf,
 }
 
-impl Client {
-    /// A client for `peer` at `addr` on `channel`, not yet running (see `KThread::spawn`).
+impl<W: Work> Client<W> {
+    /// A client for `peer` at `addr`, not yet running (see `KThread::spawn`).
     pub(crate) fn new(
         peer: &[u8],
         addr: SockAddr,
-        channel: Channel,
         status: Arc<ModuleStatus>,
-    ) -> Result<impl PinInit<Client, Error>> {
+        work: impl PinInit<W, Error>,
+    ) -> Result<impl PinInit<Self, Error>> {
         let mut name = KVec::with_capacity(peer.len(), GFP_KERNEL)?;
         name.extend_from_slice(peer, GFP_KERNEL)?;
         Ok(try_pin_init!(Client {
             peer: name,
             addr,
-            channel,
             status,
+            work <- work,
             stopping: AtomicBool::new(false),
             shared <- kernel::new_mutex!(
-                Shared { link: Link::new(), pull_wanted: None, sock: None, last_error: TextBuf::new(), pulls: 0, merged: 0 },
+                Shared { link: Link::new(), kicked: false, due_ms: None, sock: None, last_error: TextBuf::new() },
                 "mars_client"
             ),
-            own <- kernel::new_mutex!(
-                Own { pull: Pull::new(), request_id: 0, rx: KVVec::new(), version: 1 },
-                "mars_client_own"
-            ),
+            own <- kernel::new_mutex!(Own { request_id: 0, version: 1 }, "mars_client_own"),
             wake <- kernel::new_condvar!("mars_client_wake"),
         }? Error))
     }
@@ -132,11 +252,14 @@ impl Client {
         self.addr
     }
 
-    /// Asks for a pull as soon as the connection is up, sending `digest`: this host's tree
-    /// digest, made once per round for all its pulls. A digest older than the tree is safe: a
-    /// bucket it shows alike holds nothing this host lacks (it only gained entries since).
-    pub(crate) fn pull_soon(&self, digest: Option<TreeDigest>) {
-        self.shared.lock().pull_wanted = Some(digest);
+    /// The client's work.
+    pub(crate) fn work(&self) -> &W {
+        &self.work
+    }
+
+    /// Makes the work due: it runs as soon as the connection is up.
+    pub(crate) fn wake(&self) {
+        self.shared.lock().kicked = true;
         self.wake.notify_all();
     }
 
@@ -158,8 +281,6 @@ impl Client {
             up_ms,
             contact_ago_ms: (link.last_contact() != 0).then(|| now.saturating_sub(link.last_contact())),
             failures: link.failures(),
-            pulls: shared.pulls,
-            merged: shared.merged,
             last_error,
         }
     }
@@ -169,23 +290,43 @@ impl Client {
     }
 
     /// Records a failure: the link goes down (and waits its backoff), the socket is closed.
-    fn fail(&self, why: Failure, words: &dyn core::fmt::Display) {
+    fn fail(&self, failed: Failed) {
         let mut shared = self.shared.lock();
         let was_up = shared.link.is_up();
-        shared.link.fail(monotonic_ms(), why, random::u64());
+        shared.link.fail(monotonic_ms(), failed.why, random::u64());
         shared.sock = None;
-        let mut text = TextBuf::new();
-        let _ = write!(text, "{words}");
-        let changed = text.as_str() != shared.last_error.as_str();
-        shared.last_error = text;
+        let changed = failed.words.as_str() != shared.last_error.as_str();
+        let mut words = TextBuf::new();
+        let _ = words.write_str(failed.words.as_str());
+        shared.last_error = failed.words;
         drop(shared);
         if self.stopping.load(Ordering::Acquire) {
             return;
         }
+        let words = Shown(words.as_str());
+        let channel = W::CHANNEL.name();
         if was_up {
-            pr_warn!("peer {}: connection lost: {}\n", self.peer_str(), Shown(words));
+            pr_warn!("peer {}: {} channel: connection lost: {}\n", self.peer_str(), channel, words);
         } else if changed {
-            pr_warn!("peer {} at {}: cannot connect: {}\n", self.peer_str(), Shown(&self.addr), Shown(words));
+            pr_warn!(
+                "peer {} at {}: {} channel: cannot connect: {}\n",
+                self.peer_str(),
+                Shown(&self.addr),
+                channel,
+                words
+            );
+        }
+    }
+
+    /// A connection as the work sees it.
+    fn conn<'a>(&'a self, sock: &'a Socket, own: &'a mut Own) -> Conn<'a> {
+        Conn {
+            sock,
+            shared: &self.shared,
+            status: &self.status,
+            version: own.version,
+            request_id: &mut own.request_id,
+            sent_ms: monotonic_ms(),
         }
     }
 
@@ -193,7 +334,7 @@ impl Client {
     fn connect(&self, own: &mut Own) {
         let sock = match Socket::for_address(&self.addr).and_then(|s| Arc::new(s, GFP_KERNEL).map_err(Error::from)) {
             Ok(s) => s,
-            Err(e) => return self.fail(Failure::Io(-e.to_errno()), &describe(e.to_errno())),
+            Err(e) => return self.fail(Failed::io(e)),
         };
         {
             let mut shared = self.shared.lock();
@@ -205,7 +346,7 @@ impl Client {
         }
         if let Err(e) = sock.connect(&self.addr, Delta::from_millis(CONNECT_TIMEOUT_MS as i64)) {
             let why = if e == EAGAIN { Failure::ConnectTimeout } else { Failure::Io(-e.to_errno()) };
-            return self.fail(why, &describe(e.to_errno()));
+            return self.fail(Failed::new(why, &describe(e.to_errno())));
         }
         self.shared.lock().link.tcp_up(monotonic_ms());
         let Some(host) = self.status.host_str() else { return };
@@ -218,167 +359,48 @@ impl Client {
                     (Refusal::Session(SessionError::Io(e)), None) => Failure::Io(e.0.abs()),
                     _ => Failure::Closed,
                 };
-                return self.fail(failure, &why);
+                return self.fail(Failed::new(failure, &why));
             }
         };
         own.version = peer.version;
-        if peer.version >= MessageType::TreeAnnounce.since_version() {
-            if let Err(e) = self.announce(&mut wire, host) {
-                return self.fail(failure_of(&e), &e);
-            }
-        }
-        if own.rx.is_empty() {
-            if own.rx.resize(MessageType::TreeData.max_payload_len(), 0, GFP_KERNEL).is_err() {
-                return self.fail(Failure::Io(12), &"out of memory for the receive buffer");
-            }
+        let connected = self.work.connected(&mut self.conn(&sock, own));
+        if let Err(failed) = connected {
+            return self.fail(failed);
         }
         let mut shared = self.shared.lock();
         shared.link.authenticated(monotonic_ms());
         shared.last_error = TextBuf::new();
+        // A new connection starts with the work due.
+        shared.kicked = true;
         drop(shared);
-        pr_info!("peer {}: connected to {} ({} channel)\n", self.peer_str(), Shown(&self.addr), self.channel.name());
-    }
-
-    /// Sends this host's membership entry, so that a peer learns of a host that just joined
-    /// without waiting for someone to pull from it.
-    fn announce(&self, wire: &mut Wire<'_>, host: &str) -> core::result::Result<(), SessionError<Described>> {
-        let nomem = || SessionError::Io(describe(ENOMEM.to_errno()));
-        let key = Key::HostAddress { host }.to_buf().map_err(|_| nomem())?;
-        let mut target = TargetBuf::new().map_err(|_| nomem())?;
-        let Ok(Some(entry)) = tree_store::get(key.as_str(), &mut target) else { return Ok(()) };
-        let mut chunk = [0u8; CHUNK_HEADER_LEN + MAX_ENTRY_LEN];
-        let mut w = ChunkWriter::new(&mut chunk).map_err(|_| nomem())?;
-        if !w.push(&entry).map_err(|_| nomem())? {
-            return Ok(());
-        }
-        let len = w.finish();
-        let mut scratch = [0u8; 64];
-        let message = Message::TreeAnnounce { chunk: chunk.get(..len).unwrap_or(&[]) };
-        session::send(wire, &message, 0, &mut scratch)
-    }
-
-    /// The connection, if up.
-    fn socket(&self) -> Option<Arc<Socket>> {
-        self.shared.lock().sock.clone()
+        pr_info!("peer {}: connected to {} ({} channel)\n", self.peer_str(), Shown(&self.addr), W::CHANNEL.name());
     }
 
     /// Sends a keepalive.
     fn keepalive(&self) {
-        let Some(sock) = self.socket() else { return };
+        let Some(sock) = self.shared.lock().sock.clone() else { return };
         let mut wire = Wire::new(&sock, Delta::from_millis(DEAD_AFTER_MS as i64));
         let mut scratch = [0u8; 64];
         let stamp = self.status.tick();
         match session::send(&mut wire, &Message::Keepalive { stamp_nanos: stamp.nanos }, 0, &mut scratch) {
             Ok(()) => self.shared.lock().link.sent(monotonic_ms()),
-            Err(e) => self.fail(failure_of(&e), &e),
+            Err(e) => self.fail(Failed::session(&e)),
         }
     }
 
-    /// One pull of the tree: request (with `digest` if the peer knows digests), replies, merges.
-    fn pull(&self, own: &mut Own, digest: Option<&TreeDigest>) {
-        let Some(sock) = self.socket() else { return };
-        let mut wire = Wire::new(&sock, Delta::from_millis(DEAD_AFTER_MS as i64));
-        own.request_id = own.request_id.wrapping_add(1).max(1);
-        let id = own.request_id;
-        let mut scratch = [0u8; 64 + DIGEST_WIRE_LEN];
-        let since_nanos = own.pull.since_nanos();
-        // With a peer that knows digests, ours lets it leave out what both hold alike.
-        let digest =
-            digest.filter(|_| own.version >= MessageType::TreeRequestDigest.since_version()).map(|d| d.to_wire());
-        let request = match &digest {
-            Some(d) => Message::TreeRequestDigest { since_nanos, digest: d },
-            None => Message::TreeRequest { since_nanos },
-        };
-        if let Err(e) = session::send(&mut wire, &request, id, &mut scratch) {
-            return self.fail(failure_of(&e), &e);
-        }
-        let mut sent_ms = monotonic_ms();
-        self.shared.lock().link.sent(sent_ms);
-        let mut target = match TargetBuf::new() {
-            Ok(t) => t,
-            Err(_) => return self.fail(Failure::Io(12), &"out of memory"),
-        };
-        loop {
-            let (header, message) = match session::recv(&mut wire, &mut own.rx, |k| k == MessageType::TreeData) {
-                Ok(frame) => frame,
-                Err(e) => return self.fail(failure_of(&e), &e),
-            };
-            self.shared.lock().link.received(monotonic_ms());
-            if header.request_id != id {
-                let e = ProtoError::Invalid { field: "request id", why: "does not match the request" };
-                session::send_error(&mut wire, &e, 0);
-                return self.fail(Failure::Protocol(e.code().0), &e);
-            }
-            let (as_of, last, chunk) = match message {
-                Message::TreeData { as_of_nanos, last, chunk } => (as_of_nanos, last, chunk),
-                Message::Error { code, message } => {
-                    let text = ErrorWords(code.0, message);
-                    return self.fail(Failure::Protocol(code.0), &text);
-                }
-                _ => return self.fail(Failure::Closed, &"unexpected reply"),
-            };
-            let entries = match decode_chunk(chunk) {
-                Ok(e) => e,
-                Err(e) => return self.fail(Failure::Protocol(1), &e),
-            };
-            let mut merged = 0u64;
-            for entry in entries {
-                let entry = match entry {
-                    Ok(e) => e,
-                    Err(e) => return self.fail(Failure::Protocol(1), &e),
-                };
-                match self.status.merge_entry(&entry, &mut target) {
-                    Ok(true) => merged += 1,
-                    Ok(false) => {}
-                    Err(e) => {
-                        // This host's /mars refuses (full, read-only): the pull is not complete.
-                        let words = describe(e.to_errno());
-                        return self.fail(Failure::Io(-e.to_errno()), &format_args!("cannot store an entry: {words}"));
-                    }
-                }
-                // Storing a large reply takes a while (a chunk, too, on a slow host): the server,
-                // done sending, must still hear from this side within its silence limit.
-                let now = monotonic_ms();
-                if now.saturating_sub(sent_ms) >= KEEPALIVE_MS {
-                    let stamp = self.status.tick();
-                    let keepalive = Message::Keepalive { stamp_nanos: stamp.nanos };
-                    if let Err(e) = session::send(&mut wire, &keepalive, 0, &mut scratch) {
-                        return self.fail(failure_of(&e), &e);
-                    }
-                    self.shared.lock().link.sent(now);
-                    sent_ms = now;
-                }
-            }
-            let mut shared = self.shared.lock();
-            shared.merged = shared.merged.saturating_add(merged);
-            if last {
-                own.pull.completed(Stamp::new(as_of, HostId(0)));
-                shared.pulls = shared.pulls.saturating_add(1);
-                return;
-            }
+    /// Runs the work on the connection.
+    fn run_work(&self, own: &mut Own) {
+        let Some(sock) = self.shared.lock().sock.clone() else { return };
+        let next = self.work.run(&mut self.conn(&sock, own));
+        match next {
+            Ok(Next::WhenWoken) => self.shared.lock().due_ms = None,
+            Ok(Next::After(ms)) => self.shared.lock().due_ms = Some(monotonic_ms().saturating_add(ms)),
+            Err(failed) => self.fail(failed),
         }
     }
 }
 
-/// A peer's error reply, for logs.
-struct ErrorWords<'a>(u16, &'a str);
-
-impl core::fmt::Display for ErrorWords<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "the peer answered: {}: {}", crate::mars_core::proto::ErrorCode(self.0), self.1)
-    }
-}
-
-/// The link failure a session error stands for.
-fn failure_of(e: &SessionError<Described>) -> Failure {
-    match e {
-        SessionError::Io(errno) => Failure::Io(errno.0.abs()),
-        SessionError::Proto(p) => Failure::Protocol(p.code().0),
-        SessionError::Refused { code, .. } => Failure::Protocol(code.0),
-    }
-}
-
-impl Rounds for Client {
+impl<W: Work> Rounds for Client<W> {
     fn round(&self) -> u32 {
         let mut own = self.own.lock();
         if self.stopping.load(Ordering::Acquire) {
@@ -394,12 +416,18 @@ impl Rounds for Client {
             }
             Action::Wait { until } => {
                 let mut shared = self.shared.lock();
-                if let (true, Some(digest)) = (shared.link.is_up(), shared.pull_wanted) {
-                    shared.pull_wanted = None;
+                let due = shared.kicked || shared.due_ms.is_some_and(|t| t <= now);
+                if shared.link.is_up() && due {
+                    shared.kicked = false;
+                    shared.due_ms = None;
                     drop(shared);
-                    self.pull(&mut own, digest.as_ref());
+                    self.run_work(&mut own);
                 } else {
                     drop(own);
+                    let until = match shared.due_ms {
+                        Some(t) if shared.link.is_up() => until.min(t),
+                        _ => until,
+                    };
                     let ms = until.saturating_sub(now).clamp(1, 60_000);
                     let jiffies = kernel::time::msecs_to_jiffies(u32::try_from(ms).unwrap_or(60_000));
                     if !self.stopping.load(Ordering::Acquire) {

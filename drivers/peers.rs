@@ -16,6 +16,7 @@ use kernel::sync::Arc;
 
 use crate::bricks::client::{Client, ClientView};
 use crate::bricks::server::ServerBrick;
+use crate::bricks::tree_pull::TreePull;
 use crate::kx::kthread::KThread;
 use crate::kx::net::SockAddr;
 use crate::kx::random;
@@ -44,7 +45,7 @@ struct Member {
 /// One peer this host pulls from.
 struct Peer {
     name: KVec<u8>,
-    client: KThread<Client>,
+    client: KThread<Client<TreePull>>,
     /// Rounds since the peer was last picked.
     idle: u32,
 }
@@ -113,7 +114,7 @@ impl Peers {
                 }
                 None => {
                     let client =
-                        Arc::pin_init(Client::new(&member.name, addr, Channel::Tree, status.clone())?, GFP_KERNEL)?;
+                        Arc::pin_init(Client::new(&member.name, addr, status.clone(), TreePull::new())?, GFP_KERNEL)?;
                     client.pull_soon(digest);
                     let thread = KThread::spawn(c"mars_client", client)?;
                     let mut name = KVec::with_capacity(member.name.len(), GFP_KERNEL)?;
@@ -163,7 +164,9 @@ impl Peers {
         for p in self.peers.iter() {
             let mut name = KVec::with_capacity(p.name.len(), GFP_KERNEL)?;
             name.extend_from_slice(&p.name, GFP_KERNEL)?;
-            lines.push(PeerLine { name, addr: p.client.body().addr(), view: p.client.body().view() }, GFP_KERNEL)?;
+            let body = p.client.body();
+            let (pulls, merged) = body.work().counts();
+            lines.push(PeerLine { name, addr: body.addr(), view: body.view(), pulls, merged }, GFP_KERNEL)?;
         }
         let mut listen = KVec::with_capacity(self.servers.len(), GFP_KERNEL)?;
         for s in self.servers.iter() {
@@ -181,6 +184,9 @@ pub(crate) struct PeerLine {
     pub(crate) name: KVec<u8>,
     pub(crate) addr: SockAddr,
     pub(crate) view: ClientView,
+    /// Complete pulls, and the entries pulls stored (complete or not).
+    pub(crate) pulls: u64,
+    pub(crate) merged: u64,
 }
 
 /// What `/proc/mars/status` shows about the network.
@@ -193,18 +199,30 @@ pub(crate) struct NetworkView {
 }
 
 /// A socket address from a tree address and a port.
-fn sock_addr(ip: IpAddress, port: u16) -> SockAddr {
+pub(crate) fn sock_addr(ip: IpAddress, port: u16) -> SockAddr {
     match ip {
         IpAddress::V4(o) => SockAddr::v4(o, port),
         IpAddress::V6(o) => SockAddr::v6(o, port),
     }
 }
 
+/// The address of member `host` on `channel` (`None`: not a member, or no valid address).
+pub(crate) fn channel_addr(host: &str, channel: Channel, status: &ModuleStatus) -> Result<Option<SockAddr>> {
+    let key = Key::HostAddress { host }.to_buf()?;
+    let mut buf = TargetBuf::new()?;
+    let ip = match tree_store::get(key.as_str(), &mut buf)? {
+        Some(e) if !e.deleted => IpAddress::parse(e.value),
+        _ => None,
+    };
+    let base = u16::try_from(status.settings().port).map_err(|_| EINVAL)?;
+    Ok(ip.map(|ip| sock_addr(ip, base + channel.port_offset())))
+}
+
 /// The members in `ips/`, each with its address.
 fn members() -> Result<KVec<Member>> {
     let mut names: KVec<KVec<u8>> = KVec::new();
     let dir = KPath::join(&[tree_store::ROOT, b"/ips"])?;
-    match vfs::list(&dir, |name, _| {
+    match vfs::list(&dir, |vfs::DirEntry { name, .. }| {
         if let Some(host) = name.strip_prefix(b"ip-") {
             let mut owned = KVec::with_capacity(host.len(), GFP_KERNEL)?;
             owned.extend_from_slice(host, GFP_KERNEL)?;
