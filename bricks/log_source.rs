@@ -50,11 +50,22 @@ pub(crate) fn list(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, resource
         Err(e) if e == ENOENT || e == ENOTDIR => KVec::new(),
         Err(e) => return Err(e),
     };
+    // Newest first: a rotation may happen while the list is made, and a secondary fetches a
+    // logfile only once it is listed with bytes, after the older ones are fetched to their
+    // listed lengths. Read in this order, a listed newer logfile with bytes means that the older
+    // ones, read after it, are listed at their final lengths (the logger closes a logfile
+    // before it writes the next one).
+    let numbers = numbers.get(..numbers.len().min(MAX_LOG_ENTRIES as usize)).unwrap_or(&[]);
+    let mut sizes: KVec<Option<u64>> = KVec::with_capacity(numbers.len(), GFP_KERNEL)?;
+    sizes.resize(numbers.len(), None, GFP_KERNEL)?;
+    for (&number, size) in numbers.iter().zip(sizes.iter_mut()).rev() {
+        *size = servable(status, &dir, resource, number, host)?;
+    }
     // The names back to back, then the entries borrowing them.
     let mut names: KVec<u8> = KVec::new();
     let mut found: KVec<(usize, usize, u64)> = KVec::new();
-    for &number in numbers.iter().take(MAX_LOG_ENTRIES as usize) {
-        let Some(size) = servable(status, &dir, resource, number, host)? else { continue };
+    for (&number, size) in numbers.iter().zip(sizes.iter()) {
+        let Some(size) = *size else { continue };
         let name = logfiles::name(number, host)?;
         found.push((names.len(), name.len(), size), GFP_KERNEL)?;
         names.extend_from_slice(&name, GFP_KERNEL)?;

@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `resource-NAME/replay-HOST`: how far HOST's data device holds HOST's log.
+//! `resource-NAME/replay-HOST`: how far HOST's data device holds the log of ORIGIN, the host
+//! that wrote it: HOST itself on a primary, the primary on a secondary.
 //!
-//! Value `log-NUMBER-HOST,OFFSET`: every record of the logfiles numbered below NUMBER and the
+//! Value `log-NUMBER-ORIGIN,OFFSET`: every record of the logfiles numbered below NUMBER and the
 //! first OFFSET bytes of logfile NUMBER are durable on the data device. Attach replays from
 //! there; a new logfile is numbered above it, so numbers keep growing even after every logfile
-//! was deleted. Published by the strategy after write-back flushes and after a replay; a lost
-//! update only means replaying more, which is harmless (docs/resource-control.md).
+//! was deleted. Published by the strategy after write-back flushes and after a replay, and by a
+//! secondary's fetch after each replay of fetched records; a lost update only means replaying
+//! more, which is harmless (docs/resource-control.md).
 
 use core::fmt::Write;
 
@@ -18,8 +20,8 @@ use crate::mars_core::tree::{EntryRef, Key};
 use crate::status::ModuleStatus;
 use crate::tree_store::{self, TargetBuf, TextBuf};
 
-/// The stored position of `host` for `resource`, if any (and readable).
-pub(crate) fn load(resource: &str, host: &str) -> Result<Option<LogPos>> {
+/// The stored position of `host` for `resource` in `origin`'s log, if any (and readable).
+pub(crate) fn load(resource: &str, host: &str, origin: &str) -> Result<Option<LogPos>> {
     let key = Key::ReplayPosition { resource, host }.to_buf()?;
     let mut buf = TargetBuf::new()?;
     let Some(entry) = tree_store::get(key.as_str(), &mut buf)? else {
@@ -28,27 +30,27 @@ pub(crate) fn load(resource: &str, host: &str) -> Result<Option<LogPos>> {
     if entry.deleted {
         return Ok(None);
     }
-    Ok(parse(entry.value.as_bytes(), host))
+    Ok(parse(entry.value.as_bytes(), origin))
 }
 
-/// `log-NUMBER-HOST,OFFSET` of `host`; `None` if malformed.
-fn parse(value: &[u8], host: &str) -> Option<LogPos> {
+/// `log-NUMBER-ORIGIN,OFFSET` of `origin`; `None` if malformed or of another origin.
+fn parse(value: &[u8], origin_wanted: &str) -> Option<LogPos> {
     let comma = value.iter().position(|&b| b == b',')?;
     let (name, offset) = (value.get(..comma)?, value.get(comma + 1..)?);
     let (file, origin) = parse_logfile_name(name).ok()?;
-    if origin != host {
+    if origin != origin_wanted {
         return None;
     }
     let offset = core::str::from_utf8(offset).ok()?.parse::<u64>().ok()?;
     Some(LogPos { file, offset })
 }
 
-/// Stores `pos` for `host` unless it is what is stored already.
-pub(crate) fn store(resource: &str, host: &str, pos: LogPos, status: &ModuleStatus) -> Result {
-    if load(resource, host)? == Some(pos) {
+/// Stores `pos` in `origin`'s log for `host` unless it is what is stored already.
+pub(crate) fn store(resource: &str, host: &str, origin: &str, pos: LogPos, status: &ModuleStatus) -> Result {
+    if load(resource, host, origin)? == Some(pos) {
         return Ok(());
     }
-    let name = crate::logfiles::name(pos.file, host)?;
+    let name = crate::logfiles::name(pos.file, origin)?;
     let mut value = TextBuf::new();
     write!(value, "{},{}", tree_store::text(&name), pos.offset).map_err(|_| EINVAL)?;
     let key = Key::ReplayPosition { resource, host }.to_buf()?;

@@ -14,6 +14,8 @@ use kernel::sync::Arc;
 
 use crate::bricks::bio::BioBrick;
 use crate::bricks::brick::Brick;
+use crate::bricks::client::Client;
+use crate::bricks::fetch::{FetchView, LogFetch};
 use crate::bricks::log_writer::LogWriter;
 use crate::bricks::r#if::IfBrick;
 use crate::bricks::replay::replay;
@@ -21,6 +23,7 @@ use crate::bricks::sio::SioBrick;
 use crate::bricks::trans_logger::{Logger, LoggerStats};
 use crate::bricks::write_back::{LogPos, WriteBack};
 use crate::kx::kthread::KThread;
+use crate::kx::net::SockAddr;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::replay_position;
@@ -43,6 +46,9 @@ struct Primary {
 pub(crate) struct Resource {
     name: KVec<u8>,
     primary: Option<Primary>,
+    /// The fetch and replay of a secondary: a client of the primary's replication channel.
+    /// Stopped before the data device closes and before this host becomes primary.
+    follower: Option<KThread<Client<LogFetch>>>,
     /// The data device.
     dev: Option<Arc<BioBrick>>,
     /// The logfile whose damage stopped the replay at attach; reported until detach.
@@ -63,6 +69,8 @@ pub(crate) struct ResourceView<'a> {
     pub(crate) stats: Option<LoggerStats>,
     /// The logfile whose damage stopped the replay at attach, if any.
     pub(crate) damaged: Option<&'a [u8]>,
+    /// The fetch of a secondary, and whom it follows.
+    pub(crate) fetch: Option<(FetchView, &'a [u8])>,
 }
 
 impl Resource {
@@ -70,7 +78,7 @@ impl Resource {
     pub(crate) fn new(name: &[u8]) -> Result<Resource> {
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
-        Ok(Resource { name: owned, primary: None, dev: None, damaged: None, rotation_asked: 0 })
+        Ok(Resource { name: owned, primary: None, follower: None, dev: None, damaged: None, rotation_asked: 0 })
     }
 
     /// The resource's name.
@@ -86,6 +94,43 @@ impl Resource {
             openers: self.primary.as_ref().map_or(0, |p| p.disk.openers()),
             stats: self.primary.as_ref().map(|p| p.logger.stats()),
             damaged: self.damaged.as_deref(),
+            fetch: self.follower.as_ref().map(|f| (f.body().work().view(), f.body().work().primary())),
+        }
+    }
+
+    /// Follows `primary`'s log, its replication channel at `addr`: fetches and (if `replay`)
+    /// replays it onto the data device. A fetch of another primary or address is replaced.
+    /// `ENODEV` when not attached; `EBUSY` when primary.
+    pub(crate) fn follow(&mut self, primary: &str, addr: SockAddr, replay: bool, status: &Arc<ModuleStatus>) -> Result {
+        if self.primary.is_some() {
+            return Err(EBUSY);
+        }
+        let dev = self.dev.clone().ok_or(ENODEV)?;
+        if let Some(f) = &self.follower {
+            if f.body().work().primary() == primary.as_bytes() && f.body().addr() == addr {
+                f.body().work().set_replay(replay);
+                return Ok(());
+            }
+        }
+        self.unfollow();
+        let work = LogFetch::new(&self.name, primary.as_bytes(), dev)?;
+        let client = Arc::pin_init(Client::new(primary.as_bytes(), addr, status.clone(), work)?, GFP_KERNEL)?;
+        client.work().set_replay(replay);
+        self.follower = Some(KThread::spawn(c"mars_fetch", client)?);
+        pr_info!(
+            "resource {}: secondary of {}, fetching its log from {}\n",
+            kernel::str::BStr::from_bytes(&self.name),
+            primary,
+            crate::shown::Shown(&addr)
+        );
+        Ok(())
+    }
+
+    /// Stops fetching and replaying (waits for a replay in progress to end).
+    pub(crate) fn unfollow(&mut self) {
+        if let Some(f) = self.follower.take() {
+            drop(f);
+            pr_info!("resource {}: no longer fetching\n", kernel::str::BStr::from_bytes(&self.name));
         }
     }
 
@@ -115,7 +160,7 @@ impl Resource {
             return Err(ENOSPC);
         }
         let res = tree_store::text(&self.name);
-        let from = replay_position::load(res, host)?.unwrap_or_default();
+        let from = replay_position::load(res, host, host)?.unwrap_or_default();
         let dir = self.dir()?;
         let mut problem = None;
         let mut end = from;
@@ -148,7 +193,7 @@ impl Resource {
             }
         }
         if problem.is_none() && end != from {
-            replay_position::store(res, host, end, status)?;
+            replay_position::store(res, host, host, end, status)?;
         }
         self.dev = Some(Arc::new(dev, GFP_KERNEL)?);
         self.damaged = problem;
@@ -158,7 +203,7 @@ impl Resource {
     /// Number for a new logfile: above every logfile present and the stored replay position.
     fn next_logfile(&self, host: &str) -> Result<u32> {
         let present = logfiles::numbers(&self.dir()?, host)?.last().copied().unwrap_or(0);
-        let replayed = replay_position::load(tree_store::text(&self.name), host)?.map_or(0, |p| p.file);
+        let replayed = replay_position::load(tree_store::text(&self.name), host, host)?.map_or(0, |p| p.file);
         present.max(replayed).checked_add(1).ok_or(EOVERFLOW)
     }
 
@@ -170,6 +215,8 @@ impl Resource {
         if self.dev.is_none() {
             return Err(ENODEV);
         }
+        // No replay of another host's log onto the device /dev/mars is about to write.
+        self.unfollow();
         let next = self.next_logfile(host)?;
         let log_name = logfiles::name(next, host)?;
         if let Some(name) = &self.damaged {
@@ -259,7 +306,7 @@ impl Resource {
     /// primary).
     pub(crate) fn publish_replay_position(&self, host: &str, status: &ModuleStatus) -> Result {
         match &self.primary {
-            Some(p) => replay_position::store(tree_store::text(&self.name), host, p.wb.stats().flushed, status),
+            Some(p) => replay_position::store(tree_store::text(&self.name), host, host, p.wb.stats().flushed, status),
             None => Ok(()),
         }
     }
@@ -293,7 +340,7 @@ impl Resource {
             drop(logger);
             let flushed = wb.stats().flushed;
             drop(wb);
-            replay_position::store(tree_store::text(&self.name), host, flushed, status)?;
+            replay_position::store(tree_store::text(&self.name), host, host, flushed, status)?;
             pr_info!("resource {}: secondary, logfile {} closed\n", kernel::str::BStr::from_bytes(&self.name), last);
         }
         Ok(())
@@ -325,6 +372,7 @@ impl Resource {
         if self.primary.is_some() {
             return Err(EBUSY);
         }
+        self.unfollow();
         self.dev = None;
         self.damaged = None;
         Ok(())

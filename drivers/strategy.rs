@@ -16,6 +16,7 @@ use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
 use crate::mars_core::errno::describe;
+use crate::mars_core::proto::Channel;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use crate::mars_core::tree::{EntryRef, Key};
@@ -207,11 +208,34 @@ impl Strategy {
             }
         }
         let local = self.local(res, host, Some(r), &mut causes)?;
+        self.follow(res, host, r, &local, &mut causes)?;
         let settings = ReconcileSettings { rotate_at: self.status.settings().log_rotate_bytes };
         for step in &reconcile::upkeep(&wanted, &local, &settings) {
             self.upkeep(*step, res, host, r, &mut causes)?;
         }
         self.publish_resource(res, host, r, causes)
+    }
+
+    /// Starts, keeps or stops the fetch of the primary's log, as `reconcile::follow` decides.
+    fn follow(&self, res: &str, host: &str, r: &mut Resource, local: &Local, causes: &mut Causes) -> Result {
+        let on = |v: Option<KVec<u8>>| v.is_some_and(|v| v == b"1");
+        let primary = self.value(Key::Primary { resource: res })?;
+        let fetch_on = on(self.value(Switch::Fetch.key(res, host))?);
+        let name = primary.as_deref().and_then(|p| core::str::from_utf8(p).ok());
+        let Some(primary) = reconcile::follow(name, host, local, fetch_on) else {
+            r.unfollow();
+            return Ok(());
+        };
+        let Some(addr) = crate::peers::channel_addr(primary, Channel::Replication, &self.status)? else {
+            let _ = write!(causes.next(), "the primary {primary} has no address in ips/: not fetching");
+            r.unfollow();
+            return Ok(());
+        };
+        let replay = on(self.value(Switch::Replay.key(res, host))?);
+        if let Err(e) = r.follow(primary, addr, replay, &self.status) {
+            let _ = write!(causes.next(), "cannot fetch from {primary}: {}", describe(e.to_errno()));
+        }
+        Ok(())
     }
 
     /// Carries out one step of the transitions phase; a failure goes into `causes`. `size` is
@@ -372,6 +396,22 @@ impl Strategy {
             emergency = flag(stats.emergency);
         } else {
             let _ = write!(lag, "0");
+        }
+        let mut fetched = TextBuf::new();
+        let mut fetch_state = TextBuf::new();
+        if let Some((f, origin)) = view.fetch {
+            if f.fetched.seq > 0 {
+                if let Ok(name) = logfiles::name(f.fetched.seq, tree_store::text(origin)) {
+                    let _ = write!(fetched, "{},{}", tree_store::text(&name), f.fetched.offset);
+                }
+            }
+            f.words(&mut fetch_state);
+        }
+        // Only hosts that ever followed a primary have these keys.
+        for (item, value) in [(Status::Fetch, &fetched), (Status::FetchState, &fetch_state)] {
+            if view.fetch.is_some() || self.value(item.key(res, host))?.is_some() {
+                self.publish_status(res, host, item, value.as_str())?;
+            }
         }
         self.publish_status(res, host, Status::Log, log.as_str())?;
         self.publish_status(res, host, Status::WritebackLag, lag.as_str())?;

@@ -37,6 +37,8 @@ pub(crate) enum OpenMode {
     /// Create a new file for reading and writing with direct I/O (`EEXIST` if it exists): buffers,
     /// offsets and lengths of writes must be multiples of the device's logical block size.
     CreateDirect,
+    /// Read and write through the page cache, creating the file if it is missing.
+    Write,
 }
 
 impl KFile {
@@ -46,6 +48,7 @@ impl KFile {
             | match mode {
                 OpenMode::Read => bindings::O_RDONLY,
                 OpenMode::CreateDirect => bindings::O_RDWR | bindings::O_CREAT | bindings::O_EXCL | bindings::O_DIRECT,
+                OpenMode::Write => bindings::O_RDWR | bindings::O_CREAT,
             };
         let flags = c_int::try_from(flags).map_err(|_| EINVAL)?;
         // SAFETY: `path` is NUL-terminated (KPath invariant).

@@ -92,6 +92,46 @@ pub fn next_fetch(
     Fetch::UpToDate
 }
 
+/// What a secondary's replay does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Apply the records of logfile `seq` from `offset` (a record boundary) on.
+    From {
+        /// Logfile.
+        seq: u32,
+        /// Where replay stands in it.
+        offset: u64,
+    },
+    /// Logfile `pos.seq` is replayed to its end and the next one is here: go on at its start.
+    Advance {
+        /// The start of the next logfile.
+        to: LogPosition,
+    },
+    /// Nothing here to replay beyond `pos` yet.
+    Wait,
+}
+
+/// The next replay step from position `pos`, given this host's copies `local` (ascending).
+///
+/// A copy is a prefix of the primary's logfile, and the fetch asks for a logfile only once the
+/// primary has begun it, after the one before was closed and fetched whole (`next_fetch` goes in
+/// order). So a copy of the next logfile means that the current one is complete: replay moves on
+/// only when it has reached the current copy's end and the next copy exists. A position at the
+/// start of a logfile never fetched (the primary created it and went on in a newer one) moves on
+/// too; one inside a copy that is gone never skips ahead.
+pub fn next_replay(local: &[LogFile], pos: LogPosition) -> Replay {
+    let here = local.iter().find(|l| l.seq == pos.seq);
+    match here {
+        Some(l) if l.len > pos.offset => Replay::From { seq: pos.seq, offset: pos.offset },
+        _ => match local.iter().find(|l| l.seq == pos.seq.wrapping_add(1)) {
+            Some(next) if pos.seq != u32::MAX && (here.is_some() || pos.offset == 0) => {
+                Replay::Advance { to: LogPosition { seq: next.seq, offset: 0 } }
+            }
+            _ => Replay::Wait,
+        },
+    }
+}
+
 /// The logfiles of `logfiles` (ascending) that may be deleted: those that every member in
 /// `positions` has replayed past (its position lies in a later logfile), and never the newest,
 /// which the primary may still write. The caller leaves out the positions of members the
@@ -172,6 +212,24 @@ mod tests {
         assert_eq!(next_fetch(&remote, &local, pos(2, 10), None, 1000), Fetch::NeedsSync { seq: 2 });
         // Position at the start of a logfile not written yet: nothing is lost.
         assert_eq!(next_fetch(&[], &[], pos(5, 0), None, 1000), Fetch::UpToDate);
+    }
+
+    #[test]
+    fn replay_follows_the_copies_in_order() {
+        let local = [file(1, 100), file(2, 30)];
+        assert_eq!(next_replay(&local, pos(1, 0)), Replay::From { seq: 1, offset: 0 });
+        assert_eq!(next_replay(&local, pos(1, 60)), Replay::From { seq: 1, offset: 60 });
+        assert_eq!(next_replay(&local, pos(1, 100)), Replay::Advance { to: pos(2, 0) });
+        assert_eq!(next_replay(&local, pos(2, 30)), Replay::Wait);
+        // The current copy replayed to its end, no next one yet: wait for more.
+        assert_eq!(next_replay(&[file(1, 100)], pos(1, 100)), Replay::Wait);
+        // Nothing fetched yet.
+        assert_eq!(next_replay(&[], pos(1, 0)), Replay::Wait);
+        // A position at the start of a logfile never fetched (the primary had not begun it)
+        // moves on once the next one is here.
+        assert_eq!(next_replay(&[file(4, 10)], pos(3, 0)), Replay::Advance { to: pos(4, 0) });
+        // Mid-way into a copy that is gone: never skip to the next logfile.
+        assert_eq!(next_replay(&[file(4, 10)], pos(3, 5)), Replay::Wait);
     }
 
     #[test]

@@ -184,9 +184,31 @@ pub fn upkeep(wanted: &Wanted, local: &Local, settings: &Settings) -> Steps {
     steps
 }
 
+/// Whose log this host's copy follows: the designated primary's (`primary`, from the
+/// resource's `primary` key), while the data device is attached here, this host does not act as
+/// primary and is not the one designated, and fetch is switched on (`todo-HOST/fetch`). `None`:
+/// no fetch runs.
+pub fn follow<'a>(primary: Option<&'a str>, host: &str, local: &Local, fetch_on: bool) -> Option<&'a str> {
+    let other = primary.filter(|p| *p != host)?;
+    (local.attached && !local.primary && fetch_on).then_some(other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secondary_follows_the_designated_primary_while_attached() {
+        let attached = Local { attached: true, ..Local::default() };
+        assert_eq!(follow(Some("node1"), "node2", &attached, true), Some("node1"));
+        // Fetch switched off, not attached, still primary here, or no primary: no fetch.
+        assert_eq!(follow(Some("node1"), "node2", &attached, false), None);
+        assert_eq!(follow(Some("node1"), "node2", &Local::default(), true), None);
+        assert_eq!(follow(Some("node1"), "node2", &Local { primary: true, ..attached }, true), None);
+        assert_eq!(follow(None, "node2", &attached, true), None);
+        // This host is the one designated: it becomes primary, it follows nobody.
+        assert_eq!(follow(Some("node2"), "node2", &attached, true), None);
+    }
 
     const MINE: Wanted =
         Wanted { delete: false, data_device: true, attach: true, primary: true, log_rotate: 0, log_delete: 0 };

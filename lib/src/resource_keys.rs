@@ -70,6 +70,12 @@ pub enum Status {
     LogRotate,
     /// `log-delete`: the newest log-delete request carried out.
     LogDelete,
+    /// `fetch`: `LOGFILE,BYTES`, the end of this secondary's newest copy of the primary's
+    /// logfiles; empty unless following a primary.
+    Fetch,
+    /// `fetch-state`: what the secondary's log is doing, in words (docs/replication.md); empty
+    /// unless following a primary.
+    FetchState,
 }
 
 impl Status {
@@ -85,6 +91,8 @@ impl Status {
             Status::Error => "error",
             Status::LogRotate => "log-rotate",
             Status::LogDelete => "log-delete",
+            Status::Fetch => "fetch",
+            Status::FetchState => "fetch-state",
         }
     }
 
@@ -119,6 +127,8 @@ mod tests {
             Status::Error,
             Status::LogRotate,
             Status::LogDelete,
+            Status::Fetch,
+            Status::FetchState,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");

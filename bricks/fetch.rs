@@ -1,0 +1,468 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The replication channel's work of a client brick: a secondary following its primary's log.
+//!
+//! Each run lists the primary's logfiles of the resource, asks for what the local copies lack
+//! ([`next_fetch`]) with up to [`PIPELINE`] requests in flight, appends every reply at the local
+//! copy's length only (so a copy is always a prefix of the primary's logfile and a fetch resumes
+//! at that length after any interruption), makes the copies durable, then replays them onto the
+//! data device in log order ([`next_replay`]) and stores where replay stands
+//! (`replay-HOST`, `replay_position.rs`). Replay applies only whole records with good checksums;
+//! a copy whose record does not check is cut back to its last good record and fetched again.
+//! The primary never waits for any of it: it only answers requests.
+
+use kernel::prelude::*;
+use kernel::sync::{Arc, Mutex};
+
+use super::bio::BioBrick;
+use super::client::{Conn, ErrorWords, Failed, Next, Work};
+use super::replay::replay;
+use super::sio::SioBrick;
+use crate::bricks::write_back::LogPos;
+use crate::kx::file::{KFile, OpenMode};
+use crate::kx::time::monotonic_ms;
+use crate::kx::vfs::KPath;
+use crate::logfiles;
+use crate::mars_core::fetch::{next_fetch, next_replay, Fetch, LogFile, LogPosition, Replay};
+use crate::mars_core::names::parse_logfile_name;
+use crate::mars_core::peer_link::Failure;
+use crate::mars_core::pipeline::Pipeline;
+use crate::mars_core::proto::{Channel, MessageType};
+use crate::mars_core::proto_msg::Message;
+use crate::mars_core::session;
+use crate::replay_position;
+use crate::tree_store::{self, TextBuf, ROOT};
+
+/// Requests in flight: 8 MiB, enough to keep a 54 ms link busy at 150 MB/s.
+pub(crate) const PIPELINE: usize = 8;
+/// Bytes one log-fetch asks for.
+const PIECE: u32 = 1 << 20;
+/// Bytes fetched before a run stops to replay them (and lists again).
+const RUN_BYTES: u64 = 32 << 20;
+/// How often an up-to-date secondary asks its primary for more.
+const POLL_MS: u64 = 1000;
+
+/// What a secondary's log is doing, for status.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FetchState {
+    /// Not yet connected and listed.
+    Starting,
+    /// Fetching or replaying.
+    Busy,
+    /// Everything the primary listed is here and replayed (as far as replay is switched on).
+    UpToDate,
+    /// The logfile replay needs is gone on the primary: only a sync can bring this copy up.
+    NeedsSync(u32),
+    /// The local copy of this logfile is longer than the primary's: the histories forked.
+    Diverged(u32),
+    /// A record of this logfile fails its checksum again after it was fetched anew: the
+    /// primary's logfile itself is damaged there.
+    Damaged(LogPosition),
+}
+
+impl FetchView {
+    /// The words in `fetch-state` (docs/replication.md).
+    pub(crate) fn words(&self, out: &mut TextBuf) {
+        use core::fmt::Write;
+        let _ = match self.state {
+            FetchState::Starting => write!(out, "starting"),
+            FetchState::Busy => write!(out, "fetching"),
+            FetchState::UpToDate => write!(out, "up-to-date"),
+            FetchState::NeedsSync(seq) => write!(out, "needs-sync: logfile {seq} is gone on the primary"),
+            FetchState::Diverged(seq) => {
+                write!(out, "diverged: the copy of logfile {seq} is longer than the primary's")
+            }
+            FetchState::Damaged(p) => {
+                write!(out, "damaged: logfile {} of the primary fails its checksum at {}", p.seq, p.offset)
+            }
+        };
+        if self.replay_paused {
+            let _ = write!(out, ", replay paused");
+        }
+    }
+}
+
+/// What the strategy and status see of a fetch.
+#[derive(Clone, Copy)]
+pub(crate) struct FetchView {
+    pub(crate) state: FetchState,
+    /// The end of the newest local copy.
+    pub(crate) fetched: LogPosition,
+    /// The end of the primary's newest logfile, as last listed.
+    pub(crate) primary_end: LogPosition,
+    /// Where replay stands.
+    pub(crate) replayed: LogPosition,
+    /// Bytes fetched since the fetch started.
+    pub(crate) bytes: u64,
+    /// Replay is switched off (`marsadm pause-replay`) and no replay runs.
+    pub(crate) replay_paused: bool,
+}
+
+/// What the strategy and status share with the client's thread.
+struct Shared {
+    view: FetchView,
+    /// Whether replay is switched on (`todo-HOST/replay`).
+    replay_on: bool,
+}
+
+/// The local copy being appended to.
+struct Copy {
+    seq: u32,
+    file: KFile,
+}
+
+/// What only the client's thread uses.
+struct Own {
+    /// Receive buffer for log-data frames (allocated at the first connection).
+    rx: KVVec<u8>,
+    /// Where replay stands (loaded from the tree at the first run).
+    replayed: Option<LogPosition>,
+    /// A replay that stopped short of the copy's end, and the copy's length then: not tried
+    /// again until the copy grew.
+    stuck: Option<(LogPosition, u64)>,
+    /// Where a record that failed its checksum made the copy be cut back, once.
+    cut: Option<LogPosition>,
+    /// Where a record failed its checksum again after the cut: the primary's logfile is
+    /// damaged there, replay does not go past it.
+    damaged: Option<LogPosition>,
+}
+
+/// Following the log of `primary` for `resource` into this host's copies and data device.
+#[pin_data]
+pub(crate) struct LogFetch {
+    resource: KVec<u8>,
+    primary: KVec<u8>,
+    dir: KPath,
+    dev: Arc<BioBrick>,
+    /// Lock order: `own` before `shared`; `shared` is never held across I/O.
+    #[pin]
+    shared: Mutex<Shared>,
+    #[pin]
+    own: Mutex<Own>,
+}
+
+impl LogFetch {
+    /// Following `primary`'s log of `resource` onto `dev`.
+    pub(crate) fn new(resource: &[u8], primary: &[u8], dev: Arc<BioBrick>) -> Result<impl PinInit<LogFetch, Error>> {
+        let mut res = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
+        res.extend_from_slice(resource, GFP_KERNEL)?;
+        let mut origin = KVec::with_capacity(primary.len(), GFP_KERNEL)?;
+        origin.extend_from_slice(primary, GFP_KERNEL)?;
+        let dir = KPath::join(&[ROOT, b"/resource-", resource])?;
+        let start = LogPosition { seq: 0, offset: 0 };
+        let view = FetchView {
+            state: FetchState::Starting,
+            fetched: start,
+            primary_end: start,
+            replayed: start,
+            bytes: 0,
+            replay_paused: false,
+        };
+        Ok(try_pin_init!(LogFetch {
+            resource: res,
+            primary: origin,
+            dir,
+            dev,
+            shared <- kernel::new_mutex!(Shared { view, replay_on: true }, "mars_fetch"),
+            own <- kernel::new_mutex!(Own { rx: KVVec::new(), replayed: None, stuck: None, cut: None, damaged: None }, "mars_fetch_own"),
+        }? Error))
+    }
+
+    /// The primary followed.
+    pub(crate) fn primary(&self) -> &[u8] {
+        &self.primary
+    }
+
+    /// The fetch's state now.
+    pub(crate) fn view(&self) -> FetchView {
+        self.shared.lock().view
+    }
+
+    /// Switches replay on or off (`todo-HOST/replay`); fetching goes on either way.
+    pub(crate) fn set_replay(&self, on: bool) {
+        self.shared.lock().replay_on = on;
+    }
+
+    fn res(&self) -> &str {
+        tree_store::text(&self.resource)
+    }
+
+    fn origin(&self) -> &str {
+        tree_store::text(&self.primary)
+    }
+
+    /// The primary's logfiles of the resource (only its own: log-N-PRIMARY), oldest first.
+    fn list(&self, conn: &mut Conn<'_>, rx: &mut KVVec<u8>) -> core::result::Result<KVec<LogFile>, Failed> {
+        let mut wire = conn.live_wire();
+        let id = conn.next_id();
+        let mut scratch = [0u8; 256];
+        session::send(&mut wire, &Message::LogListRequest { resource: self.res() }, id, &mut scratch)
+            .map_err(|e| Failed::session(&e))?;
+        conn.sent();
+        let (header, message) =
+            session::recv(&mut wire, rx, |k| k == MessageType::LogList).map_err(|e| Failed::session(&e))?;
+        conn.received();
+        if header.request_id != id {
+            return Err(Failed::wrong_id(&mut wire));
+        }
+        let entries = match message {
+            Message::LogList { entries, .. } => entries,
+            Message::Error { code, message } => {
+                return Err(Failed::new(Failure::Protocol(code.0), &ErrorWords(code.0, message)))
+            }
+            _ => return Err(Failed::new(Failure::Closed, &"unexpected reply")),
+        };
+        let mut remote = KVec::new();
+        for entry in entries.iter() {
+            match parse_logfile_name(entry.name.as_bytes()) {
+                Ok((seq, origin)) if origin.as_bytes() == self.primary.as_slice() => {
+                    remote.push(LogFile { seq, len: entry.size }, GFP_KERNEL).map_err(|_| Failed::nomem())?;
+                }
+                _ => {}
+            }
+        }
+        Ok(remote)
+    }
+
+    /// This host's copies of the primary's logfiles, oldest first.
+    fn local(&self) -> Result<KVec<LogFile>> {
+        let mut local = KVec::new();
+        for seq in logfiles::numbers(&self.dir, self.origin())? {
+            let len = KFile::open(&logfiles::path(&self.dir, seq, self.origin())?, OpenMode::Read)?.size();
+            local.push(LogFile { seq, len }, GFP_KERNEL)?;
+        }
+        Ok(local)
+    }
+
+    /// Fetches what the copies lack, up to [`RUN_BYTES`]; returns the bytes appended, and why
+    /// the log cannot be followed further, if it cannot.
+    fn fetch(
+        &self,
+        conn: &mut Conn<'_>,
+        own: &mut Own,
+        remote: &[LogFile],
+        local: &mut KVec<LogFile>,
+        needed: LogPosition,
+    ) -> core::result::Result<(u64, Option<FetchState>), Failed> {
+        let io = Failed::io;
+        let mut pipeline: Pipeline<(u32, u64, u32), PIPELINE> = Pipeline::new();
+        let mut asked_to: Option<LogPosition> = None;
+        let mut asked = 0u64;
+        let mut appended = 0u64;
+        // Set when the list no longer describes the primary (a short reply, an error reply):
+        // what is in flight is taken as it comes, then the next run lists again.
+        let mut drain = false;
+        let mut problem = None;
+        let mut copy: Option<Copy> = None;
+        let mut wire = conn.live_wire();
+        loop {
+            while !drain && pipeline.has_room() && asked < RUN_BYTES {
+                let step = next_fetch(remote, local, needed, asked_to, PIECE);
+                let Fetch::Piece { seq, offset, len } = step else {
+                    problem = match step {
+                        Fetch::NeedsSync { seq } => Some(FetchState::NeedsSync(seq)),
+                        Fetch::Diverged { seq } => Some(FetchState::Diverged(seq)),
+                        _ => None,
+                    };
+                    break;
+                };
+                let Some(id) = pipeline.issue((seq, offset, len), monotonic_ms()) else { break };
+                let name = logfiles::name(seq, self.origin()).map_err(io)?;
+                let request =
+                    Message::LogFetch { resource: self.res(), file: tree_store::text(&name), offset, length: len };
+                let mut scratch = [0u8; 256];
+                session::send(&mut wire, &request, id, &mut scratch).map_err(|e| Failed::session(&e))?;
+                conn.sent();
+                asked_to = Some(LogPosition { seq, offset: offset + u64::from(len) });
+                asked += u64::from(len);
+            }
+            if pipeline.is_empty() {
+                break;
+            }
+            let (header, message) = session::recv(&mut wire, &mut own.rx, |k| k == MessageType::LogData)
+                .map_err(|e| Failed::session(&e))?;
+            conn.received();
+            let Ok((seq, offset, len)) = pipeline.complete(header.request_id) else {
+                return Err(Failed::wrong_id(&mut wire));
+            };
+            let asked_for = |file: &str| parse_logfile_name(file.as_bytes()) == Ok((seq, self.origin()));
+            let data = match message {
+                Message::LogData { file, offset: at, data, .. } if at == offset && asked_for(file) => data,
+                Message::LogData { .. } => {
+                    return Err(Failed::new(Failure::Protocol(1), &"log data of another logfile or offset"))
+                }
+                Message::Error { .. } => {
+                    // Deleted or cut meanwhile on the primary: list again.
+                    drain = true;
+                    continue;
+                }
+                _ => return Err(Failed::new(Failure::Closed, &"unexpected reply")),
+            };
+            // After a short or refused piece nothing more is appended: a later piece (of the
+            // next logfile, say) would leave a gap, and a copy of the next logfile must mean
+            // that this one is complete.
+            if drain {
+                continue;
+            }
+            if data.len() < len as usize {
+                drain = true;
+            }
+            let have = local.iter().find(|l| l.seq == seq).map_or(0, |l| l.len);
+            // Only at the copy's end: a copy stays a prefix of the primary's logfile.
+            if have != offset || data.is_empty() {
+                drain = true;
+                continue;
+            }
+            if copy.as_ref().is_none_or(|c| c.seq != seq) {
+                if let Some(c) = copy.take() {
+                    c.file.sync_data().map_err(io)?;
+                }
+                let file = KFile::open(&logfiles::path(&self.dir, seq, self.origin()).map_err(io)?, OpenMode::Write)
+                    .map_err(io)?;
+                copy = Some(Copy { seq, file });
+            }
+            let Some(c) = copy.as_ref() else { continue };
+            c.file.write_all_at(data, offset).map_err(io)?;
+            let grown = offset + data.len() as u64;
+            match local.iter_mut().find(|l| l.seq == seq) {
+                Some(l) => l.len = grown,
+                None => push_sorted(local, LogFile { seq, len: grown }).map_err(io)?,
+            }
+            appended += data.len() as u64;
+            let mut shared = self.shared.lock();
+            shared.view.bytes = shared.view.bytes.saturating_add(data.len() as u64);
+            shared.view.fetched = LogPosition { seq, offset: grown };
+        }
+        if let Some(c) = copy.take() {
+            c.file.sync_data().map_err(io)?;
+        }
+        Ok((appended, problem))
+    }
+
+    /// Replays the copies from `pos` as far as they go; returns the new position.
+    fn replay(&self, own: &mut Own, local: &mut KVec<LogFile>, mut pos: LogPosition) -> Result<LogPosition> {
+        loop {
+            match next_replay(local, pos) {
+                Replay::Wait => return Ok(pos),
+                Replay::Advance { to } => pos = to,
+                Replay::From { seq, offset } => {
+                    let len = local.iter().find(|l| l.seq == seq).map_or(0, |l| l.len);
+                    if own.stuck == Some((pos, len)) {
+                        return Ok(pos);
+                    }
+                    let path = logfiles::path(&self.dir, seq, self.origin())?;
+                    let log = SioBrick::open(&path)?;
+                    let done = replay(&log, offset, &*self.dev)?;
+                    let stop = LogPosition { seq, offset: done.stop.offset as u64 };
+                    if !done.stop.reason.is_clean_end() {
+                        if own.cut == Some(stop) {
+                            own.damaged = Some(stop);
+                            own.stuck = Some((stop, len));
+                            return Ok(stop);
+                        }
+                        // Not what the primary wrote: cut it off, fetch it again.
+                        pr_warn!(
+                            "resource {}: copy of logfile {} of {} fails at {} ({}); fetching it again from there\n",
+                            self.res(),
+                            seq,
+                            self.origin(),
+                            stop.offset,
+                            crate::shown::Shown(&done.stop)
+                        );
+                        KFile::open(&path, OpenMode::Write)?.truncate(stop.offset)?;
+                        if let Some(l) = local.iter_mut().find(|l| l.seq == seq) {
+                            l.len = stop.offset;
+                        }
+                        own.cut = Some(stop);
+                        return Ok(stop);
+                    }
+                    if stop.offset < len {
+                        // A record not yet whole: wait for more.
+                        own.stuck = Some((stop, len));
+                    }
+                    if stop == pos {
+                        return Ok(pos);
+                    }
+                    pos = stop;
+                    own.damaged = None;
+                }
+            }
+        }
+    }
+}
+
+/// Inserts `file` into `local`, keeping it in ascending order.
+fn push_sorted(local: &mut KVec<LogFile>, file: LogFile) -> Result {
+    local.push(file, GFP_KERNEL)?;
+    let mut i = local.len().saturating_sub(1);
+    while i > 0 && local.get(i - 1).is_some_and(|prev| prev.seq > file.seq) {
+        local.swap(i - 1, i);
+        i -= 1;
+    }
+    Ok(())
+}
+
+impl Work for LogFetch {
+    const CHANNEL: Channel = Channel::Replication;
+
+    fn connected(&self, _conn: &mut Conn<'_>) -> core::result::Result<(), Failed> {
+        let mut own = self.own.lock();
+        if own.rx.is_empty() && own.rx.resize(MessageType::LogData.max_payload_len(), 0, GFP_KERNEL).is_err() {
+            return Err(Failed::nomem());
+        }
+        Ok(())
+    }
+
+    fn run(&self, conn: &mut Conn<'_>) -> core::result::Result<Next, Failed> {
+        let io = Failed::io;
+        let mut own = self.own.lock();
+        let own = &mut *own;
+        let host = conn.status().host_str().ok_or(EINVAL).map_err(io)?;
+        if own.replayed.is_none() {
+            // A secondary that never replayed starts at the primary's first logfile.
+            let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
+            own.replayed = Some(
+                stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset }),
+            );
+        }
+        let mut pos = own.replayed.unwrap_or(LogPosition { seq: 1, offset: 0 });
+        let remote = self.list(conn, &mut own.rx)?;
+        let mut local = self.local().map_err(io)?;
+        {
+            let end = |l: Option<&LogFile>| {
+                l.map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.len })
+            };
+            let mut shared = self.shared.lock();
+            shared.view.primary_end = end(remote.last());
+            shared.view.fetched = end(local.last());
+        }
+        let (appended, problem) = self.fetch(conn, own, &remote, &mut local, pos)?;
+        let replay_on = self.shared.lock().replay_on;
+        // A forked copy is not replayed at all: which of its records the primary shares, only
+        // the administrator's decision settles.
+        let diverged = matches!(problem, Some(FetchState::Diverged(_)));
+        if replay_on && !diverged {
+            let before = pos;
+            pos = self.replay(own, &mut local, pos).map_err(io)?;
+            own.replayed = Some(pos);
+            if pos != before {
+                let at = LogPos { file: pos.seq, offset: pos.offset };
+                replay_position::store(self.res(), host, self.origin(), at, conn.status()).map_err(io)?;
+            }
+        }
+        let all_here = next_fetch(&remote, &local, pos, None, PIECE) == Fetch::UpToDate;
+        let all_replayed = !replay_on || next_replay(&local, pos) == Replay::Wait;
+        let state = match (problem, own.damaged) {
+            (Some(problem), _) => problem,
+            (None, Some(at)) => FetchState::Damaged(at),
+            (None, None) if all_here && all_replayed && appended == 0 => FetchState::UpToDate,
+            (None, None) => FetchState::Busy,
+        };
+        let mut shared = self.shared.lock();
+        shared.view.replayed = pos;
+        shared.view.state = state;
+        // Paused once a run has seen the switch off: no replay runs until it is on again.
+        shared.view.replay_paused = !replay_on && !shared.replay_on;
+        Ok(if appended > 0 { Next::After(0) } else { Next::After(POLL_MS) })
+    }
+}
