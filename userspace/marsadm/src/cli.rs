@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use mars_core::lamport::Stamp;
+use mars_core::proto::Channel;
 use mars_core::session::SECRET_LEN;
 
 use crate::checks::{self, Target};
@@ -156,6 +157,21 @@ pub enum ResourceCommand {
         /// The resource.
         name: String,
     },
+    /// Stop applying the fetched log to this secondary's data device (fetching goes on).
+    PauseReplay {
+        /// The resource.
+        name: String,
+    },
+    /// Apply the fetched log again.
+    ResumeReplay {
+        /// The resource.
+        name: String,
+    },
+    /// Wait until this secondary has replayed what the primary had logged when the call began.
+    WaitReplay {
+        /// The resource.
+        name: String,
+    },
     /// Wait until mars.ko has carried out the resource's switches.
     WaitResource {
         /// One resource, or `all`.
@@ -222,7 +238,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Resource(command) => {
             let mut ctx = resource_ctx(&cli)?;
-            let report = resource_command(&mut ctx, command)?;
+            let port = ModuleStatus::read(&cli.proc_dir).ok().and_then(|s| s.port).unwrap_or(7777);
+            let report = resource_command(&mut ctx, command, &cli.mars_dir, u16::try_from(port).unwrap_or(7777))?;
             output::emit(&report, cli.json)
         }
     }
@@ -341,7 +358,7 @@ fn resource_ctx(cli: &Cli) -> Result<Ctx> {
 }
 
 /// Runs one of the resource commands in `ctx`.
-fn resource_command(ctx: &mut Ctx, command: &ResourceCommand) -> Result<Report> {
+fn resource_command(ctx: &mut Ctx, command: &ResourceCommand, mars_dir: &std::path::Path, port: u16) -> Result<Report> {
     Ok(match command {
         ResourceCommand::CreateResource { name, device, size } => {
             resource::create_resource(ctx, name, device, *size, checks::block_device_size)?.into()
@@ -358,6 +375,19 @@ fn resource_command(ctx: &mut Ctx, command: &ResourceCommand) -> Result<Report> 
         ResourceCommand::LogDelete { name } => resource::log_delete(ctx, name)?.into(),
         ResourceCommand::DeleteResource { name } => resource::delete_resource(ctx, name)?.into(),
         ResourceCommand::WaitResource { resource } => resource::wait_resource(ctx, &Target::parse(resource)?)?,
+        ResourceCommand::PauseReplay { name } => resource::set_replay(ctx, name, false)?.into(),
+        ResourceCommand::ResumeReplay { name } => resource::set_replay(ctx, name, true)?.into(),
+        ResourceCommand::WaitReplay { name } => {
+            let me = ctx.host.clone();
+            let secret = cluster::read_secret(&mars_dir.join(cluster::SECRET_FILE))?;
+            let timeout = ctx.timeout.clamp(Duration::from_secs(1), Duration::from_secs(30));
+            let log_end = |primary: &str, ip: std::net::IpAddr, res: &str| {
+                let addr = std::net::SocketAddr::new(ip, port.saturating_add(Channel::Replication.port_offset()));
+                peer::log_end(addr, &me, &secret, res, timeout)
+                    .with_context(|| format!("cannot ask the primary {primary} how far its log goes"))
+            };
+            resource::wait_replay(ctx, name, log_end)?.into()
+        }
     })
 }
 

@@ -178,6 +178,43 @@ pub fn fetch_tree(addr: SocketAddr, me: &str, secret: &[u8], timeout: Duration) 
     Ok(PeerTree { name, entries })
 }
 
+/// Connects to the replication channel at `addr` as host `me` and asks for the logfiles of
+/// `resource`: returns the peer's newest own logfile as (sequence number, bytes it serves), or
+/// `None` if it has none.
+pub fn log_end(
+    addr: SocketAddr,
+    me: &str,
+    secret: &[u8],
+    resource: &str,
+    timeout: Duration,
+) -> Result<Option<(u32, u64)>> {
+    use mars_core::proto_msg::Message;
+    let (mut io, name) = connect(addr, me, secret, timeout)?;
+    let mut scratch = [0u8; 256];
+    session::send(&mut io, &Message::LogListRequest { resource }, 1, &mut scratch)
+        .map_err(|e| anyhow!("{addr}: cannot ask for the logfiles of {resource}: {e}"))?;
+    let mut buf = vec![0u8; MessageType::LogList.max_payload_len()];
+    let (header, message) = session::recv(&mut io, &mut buf, |k| k == MessageType::LogList)
+        .map_err(|e| anyhow!("{addr}: receiving the logfile list: {e}"))?;
+    if header.request_id != 1 {
+        bail!("{addr}: the reply carries request id {}, not 1", header.request_id);
+    }
+    let entries = match message {
+        Message::LogList { entries, .. } => entries,
+        Message::Error { code, message } => bail!("{addr} refused the logfile list: {code}: {message}"),
+        other => bail!("{addr}: unexpected {} in reply to the logfile list", other.kind()),
+    };
+    let mut newest = None;
+    for entry in entries.iter() {
+        if let Ok((seq, origin)) = mars_core::names::parse_logfile_name(entry.name.as_bytes()) {
+            if origin == name && newest.is_none_or(|(s, _)| seq > s) {
+                newest = Some((seq, entry.size));
+            }
+        }
+    }
+    Ok(newest)
+}
+
 /// A failed handshake in words an admin can act on.
 fn handshake_error(addr: SocketAddr, e: SessionError<IoKind>) -> anyhow::Error {
     use mars_core::proto::ErrorCode;

@@ -513,6 +513,117 @@ pub fn delete_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
     })
 }
 
+/// `marsadm pause-replay NAME` (`on` false) / `resume-replay NAME` (`on` true): switches this
+/// secondary's replay off or on (`todo-HOST/replay`) and waits until mars.ko says so in
+/// `fetch-state` (`..., replay paused`). Fetching goes on either way; while paused, the data
+/// device stays at the prefix of the primary's history it holds.
+pub fn set_replay(ctx: &mut Ctx, name: &str, on: bool) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    let command = if on { "resume-replay" } else { "pause-replay" };
+    if ctx.designated_primary(res)? || ctx.is(res, Status::IsPrimary)? {
+        bail!("{host} is the primary of {res}: it replays no one's log, there is nothing to {command}");
+    }
+    ctx.set(Switch::Replay.key(res, &host), if on { "1" } else { "0" })?;
+    let state_key = key(Status::FetchState.key(res, &host))?;
+    let start = std::time::Instant::now();
+    loop {
+        let state = ctx.tree.value(&state_key)?.unwrap_or_default();
+        if !state.is_empty() && state.ends_with(", replay paused") != on {
+            let message =
+                if on { format!("{res}: replay resumed on {host}") } else { format!("{res}: replay paused on {host}") };
+            return ctx.done(command, res, message);
+        }
+        if start.elapsed() >= ctx.timeout {
+            let shown = if state.is_empty() { "nothing (is this host fetching from a primary?)" } else { &state };
+            bail!(
+                "{res}: timed out after {} s waiting for mars.ko to {} replay (fetch-state says {shown}); \
+                 the switch stays set and mars.ko keeps trying",
+                ctx.timeout.as_secs(),
+                if on { "resume" } else { "pause" }
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A position in a log: logfile sequence number and bytes into it.
+type LogPoint = (u32, u64);
+
+/// `marsadm wait-replay NAME`: waits until this secondary's data device holds what the primary
+/// had logged when the call began. `log_end(primary, address, resource)` asks the primary for its
+/// newest logfile and the bytes it serves of it (`None`: it has none). Fails at once when the
+/// secondary cannot get there (it needs a sync, its log diverged or is damaged), and after the
+/// timeout with where replay stands.
+pub fn wait_replay(
+    ctx: &mut Ctx,
+    name: &str,
+    log_end: impl FnOnce(&str, std::net::IpAddr, &str) -> Result<Option<LogPoint>>,
+) -> Result<Done> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    let primary = match ctx.get(Key::Primary { resource: res })? {
+        Some(p) if p != NO_PRIMARY => p,
+        _ => bail!("resource {res} has no primary: there is no log to wait for"),
+    };
+    if primary == host {
+        bail!("{host} is the primary of {res}: its data device holds its own log; wait-replay is for secondaries");
+    }
+    let ip = match ctx.get(Key::HostAddress { host: &primary })? {
+        Some(a) => {
+            a.parse::<std::net::IpAddr>().map_err(|_| anyhow!("ips/ip-{primary} holds {a:?}, not an IP address"))?
+        }
+        None => bail!("the primary {primary} of {res} is not a member (no ips/ip-{primary})"),
+    };
+    let Some(target) = log_end(&primary, ip, res)? else {
+        return ctx.done(
+            "wait-replay",
+            res,
+            format!("{res}: the primary {primary} has logged nothing: nothing to wait for"),
+        );
+    };
+    let start = std::time::Instant::now();
+    let replay_key = key(Key::ReplayPosition { resource: res, host: &host })?;
+    let state_key = key(Status::FetchState.key(res, &host))?;
+    loop {
+        let at = ctx.tree.value(&replay_key)?.and_then(|v| replay_point(&v, &primary));
+        if at.is_some_and(|at| at >= target) {
+            let (seq, off) = target;
+            return ctx.done(
+                "wait-replay",
+                res,
+                format!("{res}: {host} has replayed {primary}'s log up to logfile {seq} at {off} bytes"),
+            );
+        }
+        let state = ctx.tree.value(&state_key)?.unwrap_or_default();
+        if ["needs-sync", "diverged", "damaged"].iter().any(|p| state.starts_with(p)) {
+            bail!("{res}: {host} cannot replay {primary}'s log: {state}");
+        }
+        if start.elapsed() >= ctx.timeout {
+            let stands = at.map_or_else(|| "nowhere yet".to_string(), |(s, o)| format!("at logfile {s}, {o} bytes"));
+            bail!(
+                "{res}: timed out after {} s: replay stands {stands}, the primary's log ended at logfile {}, {} bytes \
+                 when the call began (fetch: {}); allow more time with --timeout",
+                ctx.timeout.as_secs(),
+                target.0,
+                target.1,
+                if state.is_empty() { "not reported" } else { &state }
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `log-N-ORIGIN,OFFSET` as (N, OFFSET) if ORIGIN is `origin`.
+fn replay_point(value: &str, origin: &str) -> Option<LogPoint> {
+    let (file, offset) = value.rsplit_once(',')?;
+    let (seq, from) = mars_core::names::parse_logfile_name(file.as_bytes()).ok()?;
+    (from == origin).then_some(())?;
+    Some((seq, offset.parse().ok()?))
+}
+
 /// `marsadm wait-resource NAME|all`: waits until the kernel's status matches the switches
 /// (attached when up, `/dev/mars/NAME` present when up and designated primary here).
 pub fn wait_resource(ctx: &mut Ctx, target: &Target) -> Result<Report> {
@@ -745,6 +856,65 @@ mod tests {
     }
 
     #[test]
+    fn wait_replay_waits_for_the_primarys_log_end() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node1 = member(dir.path());
+        let _kernel1 = FakeKernel::start(dir.path());
+        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+        let mut node2 = second_member(dir.path());
+        node2.timeout = Duration::from_millis(300);
+        node2.tree.set("resource-r0/data-node2", "/dev/vdc").expect("joined");
+        let end = |_: &str, ip: std::net::IpAddr, res: &str| {
+            assert_eq!((ip.to_string().as_str(), res), ("192.0.2.1", "r0"));
+            Ok(Some((2, 4096)))
+        };
+        // Replay behind: a timeout that says where it stands.
+        node2.tree.set("resource-r0/replay-node2", "log-000000002-node1,512").unwrap();
+        let e = wait_replay(&mut node2, "r0", end).unwrap_err().to_string();
+        assert!(e.contains("replay stands at logfile 2, 512 bytes, the primary's log ended at logfile 2, 4096"), "{e}");
+        // Replay there (or in a later logfile): done.
+        node2.tree.set("resource-r0/replay-node2", "log-000000003-node1,0").unwrap();
+        wait_replay(&mut node2, "r0", end).expect("replayed");
+        // A position in another host's log does not count.
+        node2.tree.set("resource-r0/replay-node2", "log-000000009-node2,0").unwrap();
+        wait_replay(&mut node2, "r0", end).unwrap_err();
+        // A secondary that needs a sync fails at once.
+        node2.timeout = Duration::from_secs(30);
+        node2.tree.set("resource-r0/actual-node2/fetch-state", "needs-sync: logfile 1 is gone on the primary").unwrap();
+        let e = wait_replay(&mut node2, "r0", end).unwrap_err().to_string();
+        assert!(e.contains("cannot replay node1's log: needs-sync"), "{e}");
+        // The primary itself, and a resource without a primary, are refused.
+        let e = wait_replay(&mut node1, "r0", end).unwrap_err().to_string();
+        assert!(e.contains("node1 is the primary of r0"), "{e}");
+        node2.tree.set("resource-r0/primary", "(none)").unwrap();
+        let e = wait_replay(&mut node2, "r0", end).unwrap_err().to_string();
+        assert!(e.contains("has no primary"), "{e}");
+    }
+
+    #[test]
+    fn replay_pauses_and_resumes_on_a_secondary_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut node1 = member(dir.path());
+        let _kernel1 = FakeKernel::start(dir.path());
+        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+        let mut node2 = second_member(dir.path());
+        node2.timeout = Duration::from_millis(300);
+        node2.tree.set("resource-r0/data-node2", "/dev/vdc").expect("joined");
+        node2.tree.set("resource-r0/actual-node2/fetch-state", "up-to-date").unwrap();
+        // The kernel has not paused yet: the switch is set, the wait times out saying so.
+        let e = set_replay(&mut node2, "r0", false).unwrap_err().to_string();
+        assert!(e.contains("waiting for mars.ko to pause replay (fetch-state says up-to-date)"), "{e}");
+        assert_eq!(node2.tree.value("resource-r0/todo-node2/replay").unwrap().as_deref(), Some("0"));
+        node2.tree.set("resource-r0/actual-node2/fetch-state", "up-to-date, replay paused").unwrap();
+        set_replay(&mut node2, "r0", false).expect("paused");
+        node2.tree.set("resource-r0/actual-node2/fetch-state", "fetching").unwrap();
+        set_replay(&mut node2, "r0", true).expect("resumed");
+        assert_eq!(node2.tree.value("resource-r0/todo-node2/replay").unwrap().as_deref(), Some("1"));
+        let e = set_replay(&mut node1, "r0", false).unwrap_err().to_string();
+        assert!(e.contains("node1 is the primary of r0"), "{e}");
+    }
+
+    #[test]
     fn join_resource_checks_before_writing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut node1 = member(dir.path());
@@ -755,7 +925,9 @@ mod tests {
         node2.tree.set("resource-r1/data-node2", "/dev/vdc").expect("r1 here");
         let before = snapshot(dir.path());
         let small = |_: &Path| -> Result<u64> { Ok(64 << 20) };
-        let cases: [(&str, &str, &dyn Fn(&Path) -> Result<u64>, &str); 4] = [
+        // Resource, device, its size, the refusal expected.
+        type Case<'a> = (&'a str, &'a str, &'a dyn Fn(&Path) -> Result<u64>, &'a str);
+        let cases: [Case<'_>; 4] = [
             ("r9", "/dev/vdd", &gib, "unknown resource r9"),
             ("r0", "/dev/vdd", &small, "/dev/vdd holds 67108864 bytes, resource r0 needs 134217728"),
             ("r0", "/dev/vdc", &gib, "/dev/vdc is the data device of resource r1 on this host already"),

@@ -46,6 +46,14 @@ pub struct ResourceView {
     pub writeback_lag: Option<u64>,
     /// /mars ran full and the resource stopped logging (`actual-HOST/emergency`).
     pub emergency: Option<bool>,
+    /// How far the data device holds the log, `LOGFILE,BYTES` (`replay-HOST`): on a secondary,
+    /// in the primary's logfiles.
+    pub replay: Option<String>,
+    /// A secondary's newest copy of the primary's logfiles, `LOGFILE,BYTES` (`actual-HOST/fetch`).
+    pub fetch: Option<String>,
+    /// What a secondary's fetch is doing (`actual-HOST/fetch-state`): `starting`, `fetching`,
+    /// `up-to-date`, or why it cannot go on (`needs-sync: ...`, `diverged: ...`, `damaged: ...`).
+    pub fetch_state: Option<String>,
     /// What the kernel refuses or failed to do (`actual-HOST/error`); `None` when empty.
     pub error: Option<String>,
     /// `todo-global/delete-RES` is set: the resource is being deleted.
@@ -81,6 +89,9 @@ pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceV
         log_bytes,
         writeback_lag: r.number(status(Status::WritebackLag))?,
         emergency: r.flag(status(Status::Emergency))?,
+        replay: r.text(Key::ReplayPosition { resource: res, host })?.filter(|v| !v.is_empty()),
+        fetch: r.text(status(Status::Fetch))?.filter(|v| !v.is_empty()),
+        fetch_state: r.text(status(Status::FetchState))?.filter(|v| !v.is_empty()),
         error: r.text(status(Status::Error))?.filter(|e| !e.is_empty()),
         deleting: r.text(Key::GlobalRequest { item: &format!("delete-{res}") })?.as_deref() == Some("1"),
     })
@@ -188,6 +199,17 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
+/// Shows a `LOGFILE,BYTES` position as `LOGFILE at SIZE`, or `-`.
+fn log_position(v: Option<&str>) -> String {
+    match v.and_then(|v| v.rsplit_once(',')) {
+        Some((file, bytes)) => match bytes.parse::<u64>() {
+            Ok(n) => format!("{file} at {}", human_bytes(n)),
+            Err(_) => format!("{file} at {bytes}?"),
+        },
+        None => v.unwrap_or("-").to_string(),
+    }
+}
+
 /// Shows an optional value, or `-` when it is not set.
 fn or_dash<T: fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
@@ -235,6 +257,17 @@ impl fmt::Display for ResourceView {
             None => "-",
         };
         writeln!(f, "  emergency     {emergency}")?;
+        if self.fetch_state.is_some() || self.fetch.is_some() {
+            writeln!(
+                f,
+                "  fetch         {} ({})",
+                log_position(self.fetch.as_deref()),
+                self.fetch_state.as_deref().unwrap_or("-")
+            )?;
+        }
+        if self.replay.is_some() {
+            writeln!(f, "  replay        {}", log_position(self.replay.as_deref()))?;
+        }
         // One cause per line.
         let mut causes = self.error.as_deref().unwrap_or("none").split(CAUSE_SEPARATOR);
         writeln!(f, "  error         {}", causes.next().unwrap_or("none"))?;
@@ -307,6 +340,9 @@ mod tests {
                 log_bytes: Some(4096),
                 writeback_lag: Some(0),
                 emergency: Some(false),
+                replay: None,
+                fetch: None,
+                fetch_state: None,
                 error: None,
                 deleting: false,
             }
@@ -356,6 +392,29 @@ mod tests {
         let text = read_resource(&mut tree, "r0", "node1").unwrap().to_string();
         assert!(
             text.contains("  error         cannot attach data device /dev/vda: EBUSY (device or resource busy)\n                resource-r0/size is missing: not attaching\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_secondary_shows_its_fetch_and_replay() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tree = primary_tree(dir.path());
+        tree.set("resource-r0/data-node2", "/dev/vdc").unwrap();
+        tree.set("resource-r0/actual-node2/is-attached", "1").unwrap();
+        tree.set("resource-r0/actual-node2/is-primary", "0").unwrap();
+        tree.set("resource-r0/actual-node2/fetch", "log-000000003-node1,2097152").unwrap();
+        tree.set("resource-r0/actual-node2/fetch-state", "fetching").unwrap();
+        tree.set("resource-r0/replay-node2", "log-000000003-node1,1048576").unwrap();
+        let v = read_resource(&mut tree, "r0", "node2").expect("reads");
+        assert_eq!(v.fetch_state.as_deref(), Some("fetching"));
+        let text = v.to_string();
+        assert!(text.contains("  state         attached, secondary\n"), "{text}");
+        assert!(
+            text.contains(
+                "  fetch         log-000000003-node1 at 2 MiB (2097152 bytes) (fetching)\n  \
+                 replay        log-000000003-node1 at 1 MiB (1048576 bytes)\n"
+            ),
             "{text}"
         );
     }
