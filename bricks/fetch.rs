@@ -447,7 +447,7 @@ impl Work for LogFetch {
             own.replayed = Some(pos);
             if pos != before {
                 let at = LogPos { file: pos.seq, offset: pos.offset };
-                replay_position::store(self.res(), host, self.origin(), at, conn.status()).map_err(io)?;
+                replay_position::store_durable(self.res(), host, self.origin(), at, conn.status()).map_err(io)?;
             }
         }
         let all_here = next_fetch(&remote, &local, pos, None, PIECE) == Fetch::UpToDate;

@@ -15,6 +15,7 @@ use core::fmt::Write;
 use kernel::prelude::*;
 
 use crate::bricks::write_back::LogPos;
+use crate::kx::vfs::KPath;
 use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::status::ModuleStatus;
@@ -47,6 +48,16 @@ fn parse(value: &[u8], origin_wanted: &str) -> Option<LogPos> {
 
 /// Stores `pos` in `origin`'s log for `host` unless it is what is stored already.
 pub(crate) fn store(resource: &str, host: &str, origin: &str, pos: LogPos, status: &ModuleStatus) -> Result {
+    store_as(resource, host, origin, pos, status, false)
+}
+
+/// Like [`store`], durable before peers see it: a secondary's position, which its primary acts
+/// on when it deletes logfiles, must not go back in a power cut.
+pub(crate) fn store_durable(resource: &str, host: &str, origin: &str, pos: LogPos, status: &ModuleStatus) -> Result {
+    store_as(resource, host, origin, pos, status, true)
+}
+
+fn store_as(resource: &str, host: &str, origin: &str, pos: LogPos, status: &ModuleStatus, durable: bool) -> Result {
     if load(resource, host, origin)? == Some(pos) {
         return Ok(());
     }
@@ -55,5 +66,9 @@ pub(crate) fn store(resource: &str, host: &str, origin: &str, pos: LogPos, statu
     write!(value, "{},{}", tree_store::text(&name), pos.offset).map_err(|_| EINVAL)?;
     let key = Key::ReplayPosition { resource, host }.to_buf()?;
     let entry = EntryRef::live(key.as_str(), value.as_str(), status.tick())?;
-    status.store_entry(&entry)
+    if durable {
+        status.store_entry_durable(&entry, &KPath::join(&[tree_store::ROOT, b"/resource-", resource.as_bytes()])?)
+    } else {
+        status.store_entry(&entry)
+    }
 }

@@ -14,6 +14,8 @@ use kernel::time::{Instant, Monotonic};
 
 use crate::bricks::write_back::LogPos;
 use crate::kx;
+use crate::kx::file::{KFile, OpenMode};
+use crate::kx::vfs::KPath;
 use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::lamport::{HostId, LamportClock, Stamp};
 use crate::mars_core::tree::{supersedes, validate_host_name, EntryRef};
@@ -165,6 +167,16 @@ impl ModuleStatus {
     pub(crate) fn store_entry(&self, entry: &EntryRef<'_>) -> Result {
         let mut tree = self.tree.lock();
         tree_store::put(entry, &mut TargetBuf::new()?)?;
+        tree.note(entry)
+    }
+
+    /// Stores `entry` and makes it durable (an fsync of `dir`, the directory it is in, commits
+    /// the file system's journal) before peers can pull it: what a peer acts on (a primary
+    /// deleting the logfiles a secondary has replayed) must not be undone by a power cut here.
+    pub(crate) fn store_entry_durable(&self, entry: &EntryRef<'_>, dir: &KPath) -> Result {
+        let mut tree = self.tree.lock();
+        tree_store::put(entry, &mut TargetBuf::new()?)?;
+        KFile::open(dir, OpenMode::Read)?.sync_all()?;
         tree.note(entry)
     }
 

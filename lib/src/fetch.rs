@@ -114,20 +114,20 @@ pub enum Replay {
 /// The next replay step from position `pos`, given this host's copies `local` (ascending).
 ///
 /// A copy is a prefix of the primary's logfile, and the fetch asks for a logfile only once the
-/// primary has begun it, after the one before was closed and fetched whole (`next_fetch` goes in
-/// order). So a copy of the next logfile means that the current one is complete: replay moves on
-/// only when it has reached the current copy's end and the next copy exists. A position at the
-/// start of a logfile never fetched (the primary created it and went on in a newer one) moves on
-/// too; one inside a copy that is gone never skips ahead.
+/// primary has begun it, after the ones before were closed and fetched whole (`next_fetch` goes
+/// in order). So a copy of a later logfile means that the current one is complete, and a
+/// logfile between without a copy held nothing (the primary rotated past it before writing to
+/// it): replay moves on only when it has reached the current copy's end and a later copy
+/// exists, to the next one. A position at the start of a logfile never fetched moves on too;
+/// one inside a copy that is gone never skips ahead.
 pub fn next_replay(local: &[LogFile], pos: LogPosition) -> Replay {
     let here = local.iter().find(|l| l.seq == pos.seq);
     match here {
         Some(l) if l.len > pos.offset => Replay::From { seq: pos.seq, offset: pos.offset },
-        _ => match local.iter().find(|l| l.seq == pos.seq.wrapping_add(1)) {
-            Some(next) if pos.seq != u32::MAX && (here.is_some() || pos.offset == 0) => {
-                Replay::Advance { to: LogPosition { seq: next.seq, offset: 0 } }
-            }
-            _ => Replay::Wait,
+        _ if here.is_none() && pos.offset > 0 => Replay::Wait,
+        _ => match local.iter().find(|l| l.seq > pos.seq) {
+            Some(next) => Replay::Advance { to: LogPosition { seq: next.seq, offset: 0 } },
+            None => Replay::Wait,
         },
     }
 }
@@ -230,6 +230,8 @@ mod tests {
         assert_eq!(next_replay(&[file(4, 10)], pos(3, 0)), Replay::Advance { to: pos(4, 0) });
         // Mid-way into a copy that is gone: never skip to the next logfile.
         assert_eq!(next_replay(&[file(4, 10)], pos(3, 5)), Replay::Wait);
+        // A logfile the primary rotated past before writing to it has no copy: skipped.
+        assert_eq!(next_replay(&[file(1, 100), file(3, 10)], pos(1, 100)), Replay::Advance { to: pos(3, 0) });
     }
 
     #[test]
