@@ -855,15 +855,22 @@ mod tests {
         join_resource(&mut node2, "r0", Path::new("/dev/vdc"), gib).expect("joins again");
     }
 
+    /// node1 primary of r0 (with its simulated module), node2 holding a copy of r0 (no
+    /// module: the tests write its status keys), waiting at most 300 ms.
+    fn primary_and_secondary(dir: &Path) -> (Ctx, FakeKernel, Ctx) {
+        let mut node1 = member(dir);
+        let kernel1 = FakeKernel::start(dir);
+        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
+        let mut node2 = second_member(dir);
+        node2.timeout = Duration::from_millis(300);
+        node2.tree.set("resource-r0/data-node2", "/dev/vdc").expect("joined");
+        (node1, kernel1, node2)
+    }
+
     #[test]
     fn wait_replay_waits_for_the_primarys_log_end() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut node1 = member(dir.path());
-        let _kernel1 = FakeKernel::start(dir.path());
-        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
-        let mut node2 = second_member(dir.path());
-        node2.timeout = Duration::from_millis(300);
-        node2.tree.set("resource-r0/data-node2", "/dev/vdc").expect("joined");
+        let (mut node1, _kernel1, mut node2) = primary_and_secondary(dir.path());
         let end = |_: &str, ip: std::net::IpAddr, res: &str| {
             assert_eq!((ip.to_string().as_str(), res), ("192.0.2.1", "r0"));
             Ok(Some((2, 4096)))
@@ -894,12 +901,7 @@ mod tests {
     #[test]
     fn replay_pauses_and_resumes_on_a_secondary_only() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut node1 = member(dir.path());
-        let _kernel1 = FakeKernel::start(dir.path());
-        create_resource(&mut node1, "r0", Path::new("/dev/vda"), Some(128 << 20), gib).expect("creates");
-        let mut node2 = second_member(dir.path());
-        node2.timeout = Duration::from_millis(300);
-        node2.tree.set("resource-r0/data-node2", "/dev/vdc").expect("joined");
+        let (mut node1, _kernel1, mut node2) = primary_and_secondary(dir.path());
         node2.tree.set("resource-r0/actual-node2/fetch-state", "up-to-date").unwrap();
         // The kernel has not paused yet: the switch is set, the wait times out saying so.
         let e = set_replay(&mut node2, "r0", false).unwrap_err().to_string();
