@@ -29,6 +29,7 @@ pub mod reconcile;
 pub mod resource_keys;
 pub mod session;
 pub mod sha256;
+pub mod sync;
 pub mod token_bucket;
 pub mod tree;
 pub mod tree_codec;
