@@ -132,6 +132,21 @@ pub fn next_replay(local: &[LogFile], pos: LogPosition) -> Replay {
     }
 }
 
+/// `pos` moved past logfiles the primary has closed and replay has finished: while the
+/// primary lists `pos.seq` with exactly `pos.offset` bytes and a later logfile too (so the list,
+/// read newest first, gives `pos.seq`'s final length), replay stands at the start of the next
+/// listed one. This is how replay passes logfiles the primary rotated away from (empty ones
+/// among them, which are never fetched) to reach a position such as a sync's mark.
+pub fn past_closed(remote: &[LogFile], mut pos: LogPosition) -> LogPosition {
+    while remote.iter().any(|r| r.seq == pos.seq && r.len == pos.offset) {
+        match remote.iter().map(|r| r.seq).filter(|&s| s > pos.seq).min() {
+            Some(next) => pos = LogPosition { seq: next, offset: 0 },
+            None => break,
+        }
+    }
+    pos
+}
+
 /// The logfiles of `logfiles` (ascending) that may be deleted: those that every member in
 /// `positions` has replayed past (its position lies in a later logfile), and never the newest,
 /// which the primary may still write. The caller leaves out the positions of members the
@@ -232,6 +247,16 @@ mod tests {
         assert_eq!(next_replay(&[file(4, 10)], pos(3, 5)), Replay::Wait);
         // A logfile the primary rotated past before writing to it has no copy: skipped.
         assert_eq!(next_replay(&[file(1, 100), file(3, 10)], pos(1, 100)), Replay::Advance { to: pos(3, 0) });
+    }
+
+    #[test]
+    fn replay_passes_closed_logfiles_only() {
+        let remote = [file(4, 100), file(5, 0), file(6, 0), file(7, 30)];
+        assert_eq!(past_closed(&remote, pos(4, 100)), pos(7, 0));
+        assert_eq!(past_closed(&remote, pos(4, 99)), pos(4, 99));
+        assert_eq!(past_closed(&remote, pos(7, 30)), pos(7, 30));
+        assert_eq!(past_closed(&[file(4, 100)], pos(4, 100)), pos(4, 100));
+        assert_eq!(past_closed(&remote, pos(5, 0)), pos(7, 0));
     }
 
     #[test]

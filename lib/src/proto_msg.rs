@@ -307,6 +307,9 @@ pub enum Message<'a> {
     BlockData {
         /// First sector.
         sector: u64,
+        /// Where the primary's log ended (appended, maybe not yet durable) right after the
+        /// sectors were read: every write on the data device then comes from a record before it.
+        logged: LogEnd,
         /// The sectors' bytes: a non-zero multiple of 512, at most [`MAX_DATA`].
         data: &'a [u8],
     },
@@ -327,9 +330,21 @@ pub enum Message<'a> {
         sector: u64,
         /// Sectors per block.
         block_sectors: u32,
+        /// As in [`Message::BlockData`], after the blocks were read.
+        logged: LogEnd,
         /// One SHA-256 digest per block, in order.
         digests: Digests<'a>,
     },
+}
+
+/// A position in the sender's log: logfile sequence number and bytes into it (both 0: it has
+/// logged nothing). Encoded as `seq u32`, `offset u64`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogEnd {
+    /// Sequence number of the logfile.
+    pub seq: u32,
+    /// Bytes into it.
+    pub offset: u64,
 }
 
 /// Encoded length of a name field: a length byte and the name.
@@ -388,9 +403,9 @@ impl<'a> Message<'a> {
             Message::LogFetch { resource, file, .. } => sum(&[name_len(resource), name_len(file), 12]),
             Message::LogData { resource, file, data, .. } => sum(&[name_len(resource), name_len(file), 13, data.len()]),
             Message::BlockRead { resource, .. } => sum(&[name_len(resource), 12]),
-            Message::BlockData { data, .. } => sum(&[12, data.len()]),
+            Message::BlockData { data, .. } => sum(&[24, data.len()]),
             Message::ChecksumRequest { resource, .. } => sum(&[name_len(resource), 16]),
-            Message::Checksums { digests, .. } => sum(&[16, digests.as_bytes().len()]),
+            Message::Checksums { digests, .. } => sum(&[28, digests.as_bytes().len()]),
         }
     }
 
@@ -442,7 +457,7 @@ impl<'a> Message<'a> {
                 check_count("block read sectors", count_sectors as usize, 1, MAX_SECTORS as usize)?;
                 check_sector_range("block read range", sector, u64::from(count_sectors))?;
             }
-            Message::BlockData { sector, data } => {
+            Message::BlockData { sector, data, .. } => {
                 check_count("block data length", data.len(), 1, MAX_DATA)?;
                 if data.len() as u64 % SECTOR != 0 {
                     return Err(ProtoError::Invalid { field: "block data length", why: "must be a multiple of 512" });
@@ -453,7 +468,7 @@ impl<'a> Message<'a> {
                 check_name(NameKind::Resource, resource.as_bytes())?;
                 check_blocks(sector, block_sectors, blocks as usize)?;
             }
-            Message::Checksums { sector, block_sectors, digests } => {
+            Message::Checksums { sector, block_sectors, digests, .. } => {
                 check_blocks(sector, block_sectors, digests.len())?;
             }
         }
@@ -515,8 +530,10 @@ impl<'a> Message<'a> {
                 w.u64(sector)?;
                 w.u32(count_sectors)
             }
-            Message::BlockData { sector, data } => {
+            Message::BlockData { sector, logged, data } => {
                 w.u64(sector)?;
+                w.u32(logged.seq)?;
+                w.u64(logged.offset)?;
                 write_bulk_len(w, data)
             }
             Message::ChecksumRequest { resource, sector, block_sectors, blocks } => {
@@ -525,9 +542,11 @@ impl<'a> Message<'a> {
                 w.u32(block_sectors)?;
                 w.u32(blocks)
             }
-            Message::Checksums { sector, block_sectors, digests } => {
+            Message::Checksums { sector, block_sectors, logged, digests } => {
                 w.u64(sector)?;
                 w.u32(block_sectors)?;
+                w.u32(logged.seq)?;
+                w.u64(logged.offset)?;
                 w.u32(u32::try_from(digests.len()).unwrap_or(u32::MAX))?;
                 w.bytes(digests.as_bytes())
             }
@@ -552,9 +571,9 @@ pub(super) const fn max_payload_len(kind: MessageType) -> usize {
         MessageType::LogFetch => RES + FILE + 12,
         MessageType::LogData => RES + FILE + 13 + MAX_DATA,
         MessageType::BlockRead => RES + 12,
-        MessageType::BlockData => 12 + MAX_DATA,
+        MessageType::BlockData => 24 + MAX_DATA,
         MessageType::ChecksumRequest => RES + 16,
-        MessageType::Checksums => 16 + MAX_CHECKSUM_BLOCKS as usize * DIGEST_LEN,
+        MessageType::Checksums => 28 + MAX_CHECKSUM_BLOCKS as usize * DIGEST_LEN,
     }
 }
 
@@ -648,6 +667,13 @@ fn read_name<'a>(r: &mut Reader<'a>, kind: NameKind) -> Result<&'a str, ProtoErr
 }
 
 /// Reads bulk data: its u32 length, checked against `max` first, then the bytes.
+/// A [`LogEnd`]: `seq u32`, `offset u64`.
+fn read_log_end(r: &mut Reader<'_>) -> Result<LogEnd, ProtoError> {
+    let seq = take(r, "log end logfile", Reader::u32)?;
+    let offset = take(r, "log end offset", Reader::u64)?;
+    Ok(LogEnd { seq, offset })
+}
+
 fn read_bulk<'a>(r: &mut Reader<'a>, field: &'static str, max: usize) -> Result<&'a [u8], ProtoError> {
     let len = take(r, field, Reader::u32)?;
     let len = usize::try_from(len).unwrap_or(usize::MAX);
@@ -734,8 +760,9 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
         }
         MessageType::BlockData => {
             let sector = take(r, "sector", Reader::u64)?;
+            let logged = read_log_end(r)?;
             let data = read_bulk(r, "block data length", MAX_DATA)?;
-            Message::BlockData { sector, data }
+            Message::BlockData { sector, logged, data }
         }
         MessageType::ChecksumRequest => {
             let resource = read_name(r, NameKind::Resource)?;
@@ -747,12 +774,13 @@ pub(super) fn decode_payload(kind: MessageType, payload: &[u8]) -> Result<Messag
         MessageType::Checksums => {
             let sector = take(r, "sector", Reader::u64)?;
             let block_sectors = take(r, "block sectors", Reader::u32)?;
+            let logged = read_log_end(r)?;
             let count = take(r, "digest count", Reader::u32)?;
             check_count("checksum blocks", count as usize, 1, MAX_CHECKSUM_BLOCKS as usize)?;
             // count <= MAX_CHECKSUM_BLOCKS, so the product is small.
             let bytes = take(r, "digests", |r| r.bytes(count as usize * DIGEST_LEN))?;
             let digests = Digests::new(bytes).ok_or(ProtoError::Invalid { field: "digests", why: "bad length" })?;
-            Message::Checksums { sector, block_sectors, digests }
+            Message::Checksums { sector, block_sectors, logged, digests }
         }
     };
     if r.remaining() != 0 {
@@ -790,9 +818,9 @@ mod tests {
         LogFetch(String, String, u64, u32),
         LogData(String, String, u64, bool, Vec<u8>),
         BlockRead(String, u64, u32),
-        BlockData(u64, Vec<u8>),
+        BlockData(u64, LogEnd, Vec<u8>),
         ChecksumRequest(String, u64, u32, u32),
-        Checksums(u64, u32, Vec<u8>),
+        Checksums(u64, u32, LogEnd, Vec<u8>),
     }
 
     /// Calls `f` with the message `o` stands for.
@@ -827,20 +855,25 @@ mod tests {
             Owned::BlockRead(r, sector, count) => {
                 Message::BlockRead { resource: r, sector: *sector, count_sectors: *count }
             }
-            Owned::BlockData(sector, data) => Message::BlockData { sector: *sector, data },
+            Owned::BlockData(sector, logged, data) => Message::BlockData { sector: *sector, logged: *logged, data },
             Owned::ChecksumRequest(r, sector, block_sectors, blocks) => Message::ChecksumRequest {
                 resource: r,
                 sector: *sector,
                 block_sectors: *block_sectors,
                 blocks: *blocks,
             },
-            Owned::Checksums(sector, block_sectors, digests) => Message::Checksums {
+            Owned::Checksums(sector, block_sectors, logged, digests) => Message::Checksums {
                 sector: *sector,
                 block_sectors: *block_sectors,
+                logged: *logged,
                 digests: Digests::new(digests).unwrap(),
             },
         };
         f(&m)
+    }
+
+    fn log_end() -> impl Strategy<Value = LogEnd> {
+        (any::<u32>(), any::<u64>()).prop_map(|(seq, offset)| LogEnd { seq, offset })
     }
 
     fn resource() -> impl Strategy<Value = String> {
@@ -884,13 +917,18 @@ mod tests {
                 .prop_map(|(r, f, o, e, d)| Owned::LogData(r, f, o, e, d)),
             (resource(), sector.clone(), 1..=MAX_SECTORS).prop_map(|(r, s, c)| Owned::BlockRead(r, s, c)),
             (sector.clone(), 1..=(max_bulk / 512).max(1))
-                .prop_flat_map(|(s, k)| (Just(s), proptest::collection::vec(any::<u8>(), k * 512)))
-                .prop_map(|(s, d)| Owned::BlockData(s, d)),
+                .prop_flat_map(|(s, k)| (Just(s), log_end(), proptest::collection::vec(any::<u8>(), k * 512)))
+                .prop_map(|(s, l, d)| Owned::BlockData(s, l, d)),
             (resource(), sector.clone(), 1..=MAX_SECTORS, 1..=MAX_CHECKSUM_BLOCKS)
                 .prop_map(|(r, s, b, n)| Owned::ChecksumRequest(r, s, b, n)),
             (sector, 1..=MAX_SECTORS, 1..=max_items.max(1))
-                .prop_flat_map(|(s, b, n)| (Just(s), Just(b), proptest::collection::vec(any::<u8>(), n * 32)))
-                .prop_map(|(s, b, d)| Owned::Checksums(s, b, d)),
+                .prop_flat_map(|(s, b, n)| (
+                    Just(s),
+                    Just(b),
+                    log_end(),
+                    proptest::collection::vec(any::<u8>(), n * 32)
+                ))
+                .prop_map(|(s, b, l, d)| Owned::Checksums(s, b, l, d)),
         ]
     }
 
@@ -1122,14 +1160,19 @@ mod tests {
             Message::LogFetch { resource: &res, file: &file, offset: 0, length: MAX_DATA as u32 },
             Message::LogData { resource: &res, file: &file, offset: 0, eof: true, data: &data },
             Message::BlockRead { resource: &res, sector: 0, count_sectors: MAX_SECTORS },
-            Message::BlockData { sector: 0, data: &data },
+            Message::BlockData { sector: 0, logged: LogEnd { seq: u32::MAX, offset: u64::MAX }, data: &data },
             Message::ChecksumRequest {
                 resource: &res,
                 sector: 0,
                 block_sectors: MAX_SECTORS,
                 blocks: MAX_CHECKSUM_BLOCKS,
             },
-            Message::Checksums { sector: 0, block_sectors: MAX_SECTORS, digests: Digests::new(&digests).unwrap() },
+            Message::Checksums {
+                sector: 0,
+                block_sectors: MAX_SECTORS,
+                logged: LogEnd::default(),
+                digests: Digests::new(&digests).unwrap(),
+            },
         ];
         for (m, kind) in largest.iter().zip(MessageType::ALL) {
             assert_eq!(m.kind(), kind);
@@ -1161,8 +1204,14 @@ mod tests {
                 Message::LogData { resource: "r", file, offset: 0, eof: false, data: &too_long },
                 "log data length is 1048577, the limit is 1048576",
             ),
-            (Message::BlockData { sector: 0, data: &[0; 100] }, "invalid block data length: must be a multiple of 512"),
-            (Message::BlockData { sector: 0, data: &[] }, "invalid block data length: must not be zero"),
+            (
+                Message::BlockData { sector: 0, logged: LogEnd::default(), data: &[0; 100] },
+                "invalid block data length: must be a multiple of 512",
+            ),
+            (
+                Message::BlockData { sector: 0, logged: LogEnd::default(), data: &[] },
+                "invalid block data length: must not be zero",
+            ),
             (
                 Message::BlockRead { resource: "r", sector: MAX_OFFSET / 512, count_sectors: 1 },
                 "invalid block read range: ends beyond the largest possible offset",

@@ -27,6 +27,12 @@ pub enum Switch {
     /// `replay`: `1` to apply the fetched logfiles to the data device (a secondary), `0` to
     /// pause that.
     Replay,
+    /// `sync-rate`: the most bytes per second of block data a sync here may fetch, as digits;
+    /// `0` or missing: no limit (`token_bucket.rs`).
+    SyncRate,
+    /// `fetch-rate`: the most bytes per second of logfile data a fetch here may ask for, as
+    /// digits; `0` or missing: no limit.
+    FetchRate,
 }
 
 impl Switch {
@@ -39,6 +45,8 @@ impl Switch {
             Switch::Sync => "sync",
             Switch::Fetch => "fetch",
             Switch::Replay => "replay",
+            Switch::SyncRate => "sync-rate",
+            Switch::FetchRate => "fetch-rate",
         }
     }
 
@@ -76,6 +84,13 @@ pub enum Status {
     /// `fetch-state`: what the secondary's log is doing, in words (docs/replication.md); empty
     /// unless following a primary.
     FetchState,
+    /// `sync`: `DONE TOTAL RATE TRANSFERRED`: bytes of the device compared or copied, the
+    /// resource's size, bytes per second in the last run, block data received over the link
+    /// since the copy brick started; empty unless following a primary.
+    Sync,
+    /// `consistency`: `consistent`, or `inconsistent: ` and why (docs/replication.md); empty
+    /// unless following a primary.
+    Consistency,
 }
 
 impl Status {
@@ -93,6 +108,8 @@ impl Status {
             Status::LogDelete => "log-delete",
             Status::Fetch => "fetch",
             Status::FetchState => "fetch-state",
+            Status::Sync => "sync",
+            Status::Consistency => "consistency",
         }
     }
 
@@ -129,11 +146,22 @@ mod tests {
             Status::LogDelete,
             Status::Fetch,
             Status::FetchState,
+            Status::Sync,
+            Status::Consistency,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
         }
-        for s in [Switch::Attach, Switch::LogRotate, Switch::LogDelete, Switch::Sync, Switch::Fetch, Switch::Replay] {
+        for s in [
+            Switch::Attach,
+            Switch::LogRotate,
+            Switch::LogDelete,
+            Switch::Sync,
+            Switch::Fetch,
+            Switch::Replay,
+            Switch::SyncRate,
+            Switch::FetchRate,
+        ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
         }

@@ -8,9 +8,12 @@
 //! Why a sync followed by a replay gives a consistent image: the sync begins at a log position
 //! `start` up to which everything is on the primary's data device (the primary's own replay
 //! position). Every block copied later holds a value written by a record before the primary's log
-//! end at the time of the copy, hence before the log end `mark` listed after the copy finished.
-//! Replaying every record from `start` to `mark` then leaves each block with its last value before
-//! `mark`: the device is the primary's image at `mark`, and a prefix of its history from then on.
+//! end at the time of the copy (the write-back only writes what the log holds), hence before the
+//! log end `mark` the primary reported with the last blocks it sent (appended, not necessarily
+//! durable yet: its write-back runs ahead of the log's flushes). Replaying every record from
+//! `start` to `mark` then leaves each block with its last value before `mark`: the device is the
+//! primary's image at `mark`, and a prefix of its history from then on. The simulation
+//! (`tests/replication_sim.rs`) fails if the mark is taken from the durable end instead.
 
 use core::fmt;
 
@@ -151,9 +154,10 @@ pub enum Consistency {
         /// Bytes in all.
         total: u64,
     },
-    /// The copy is complete; replay must pass `mark` (not known yet: `None`) first.
+    /// The copy is complete; replay must pass `mark` (`None`: not stored, so a new sync is due)
+    /// first.
     ReplayToMark {
-        /// The primary's log end listed after the copy finished.
+        /// The primary's log end reported with the copy's last blocks.
         mark: Option<LogPosition>,
     },
     /// The device may hold writes up to `mark` that replay has not passed since this host
@@ -195,7 +199,7 @@ impl fmt::Display for Consistency {
             Consistency::Consistent => write!(f, "consistent"),
             Consistency::SyncWanted => write!(f, "inconsistent: sync not begun"),
             Consistency::Syncing { done, total } => write!(f, "inconsistent: syncing, {done} of {total} bytes"),
-            Consistency::ReplayToMark { mark: None } => write!(f, "inconsistent: synced, log end not listed yet"),
+            Consistency::ReplayToMark { mark: None } => write!(f, "inconsistent: synced without a mark, syncing again"),
             Consistency::ReplayToMark { mark: Some(m) } | Consistency::ReplayToRestartMark { mark: m } => {
                 write!(f, "inconsistent: replaying to logfile {} offset {}", m.seq, m.offset)
             }

@@ -6,7 +6,53 @@
 //! monotonic clock, so the bucket is a pure value.
 
 /// Nanoseconds per second.
-const NS_PER_S: u128 = 1_000_000_000;
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// The highest rate and burst a bucket takes (8 GiB/s, 8 GiB); higher ones are lowered to it.
+/// Below it every product of the arithmetic (bytes times nanoseconds per second, nanoseconds
+/// within a second times the rate) stays under 2^63, so it needs no 128-bit division, which the
+/// kernel does not link.
+pub const MAX: u64 = 1 << 33;
+
+/// The burst of the sync and fetch limits: two of their largest requests (1 MiB each), so a
+/// limited transfer keeps one request in flight while the next one's tokens gather.
+pub const BURST: u64 = 2 << 20;
+
+/// Reads a rate as `marsadm` takes it: bytes per second as digits with an optional binary
+/// suffix (`k`, `M`, `G`, any case: KiB, MiB, GiB per second), or `0` / `unlimited` for no
+/// limit. The switches hold it as plain digits. `None` if it is anything else or overflows.
+pub fn parse_rate(text: &str) -> Option<u64> {
+    if text == "unlimited" {
+        return Some(0);
+    }
+    let (digits, shift) = [('k', 10), ('K', 10), ('m', 20), ('M', 20), ('g', 30), ('G', 30)]
+        .iter()
+        .find_map(|&(suffix, shift)| text.strip_suffix(suffix).map(|d| (d, shift)))
+        .unwrap_or((text, 0));
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.len() > 20 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    n.checked_mul(1u64 << shift)
+}
+
+/// A rate for people: `unlimited`, or bytes per second in the largest binary unit that
+/// divides it, `10 MiB/s`, `1500 B/s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate(pub u64);
+
+impl core::fmt::Display for Rate {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n = self.0;
+        match n {
+            0 => write!(f, "unlimited"),
+            _ if n % (1 << 30) == 0 => write!(f, "{} GiB/s", n >> 30),
+            _ if n % (1 << 20) == 0 => write!(f, "{} MiB/s", n >> 20),
+            _ if n % (1 << 10) == 0 => write!(f, "{} KiB/s", n >> 10),
+            _ => write!(f, "{n} B/s"),
+        }
+    }
+}
 
 /// A rate limit in bytes per second.
 ///
@@ -28,8 +74,8 @@ impl TokenBucket {
     /// A full bucket filling at `rate` bytes per second (0: unlimited); it holds `burst` bytes
     /// at most (at least 1).
     pub fn new(rate: u64, burst: u64, now_ns: u64) -> TokenBucket {
-        let burst = burst.max(1);
-        TokenBucket { rate, burst, tokens: burst, at_ns: now_ns }
+        let burst = burst.clamp(1, MAX);
+        TokenBucket { rate: rate.min(MAX), burst, tokens: burst, at_ns: now_ns }
     }
 
     /// The rate in bytes per second (0: unlimited).
@@ -40,7 +86,7 @@ impl TokenBucket {
     /// Changes the rate from now on; tokens gathered so far are kept.
     pub fn set_rate(&mut self, rate: u64, now_ns: u64) {
         self.refill(now_ns);
-        self.rate = rate;
+        self.rate = rate.min(MAX);
     }
 
     /// Takes `bytes` tokens if they are there: `Ok(())`, or `Err(ns)`, how long to wait before
@@ -56,9 +102,11 @@ impl TokenBucket {
             self.tokens -= need;
             return Ok(());
         }
-        let missing = u128::from(need - self.tokens);
-        let wait = (missing * NS_PER_S).div_ceil(u128::from(self.rate));
-        Err(u64::try_from(wait).unwrap_or(u64::MAX))
+        // `missing <= burst <= MAX`: the product fits. Time since the last whole token counts
+        // towards the first missing one.
+        let missing = need - self.tokens;
+        let gathering = now_ns.saturating_sub(self.at_ns);
+        Err((missing * NS_PER_S).div_ceil(self.rate).saturating_sub(gathering).max(1))
     }
 
     /// Adds the tokens gathered since the last update.
@@ -69,9 +117,11 @@ impl TokenBucket {
             self.at_ns = now_ns;
             return;
         }
-        let rate = u128::from(self.rate);
-        let gained = u128::from(now_ns - self.at_ns) * rate / NS_PER_S;
-        let room = u128::from(self.burst - self.tokens);
+        let rate = self.rate;
+        let elapsed = now_ns - self.at_ns;
+        // `elapsed % NS_PER_S < 2^30` and `rate <= 2^33`: the product fits.
+        let gained = (elapsed / NS_PER_S).saturating_mul(rate).saturating_add(elapsed % NS_PER_S * rate / NS_PER_S);
+        let room = self.burst - self.tokens;
         if gained >= room {
             // INVARIANT: full, not beyond.
             self.tokens = self.burst;
@@ -80,8 +130,9 @@ impl TokenBucket {
         }
         // INVARIANT: `gained < burst - tokens`. Time that gathered no whole token counts towards
         // the next one; it is less than the time elapsed, so the sum stays below `now_ns`.
-        self.tokens += gained as u64;
-        self.at_ns += (gained * NS_PER_S / rate) as u64;
+        // `gained < burst <= MAX`: the product fits.
+        self.tokens += gained;
+        self.at_ns += gained * NS_PER_S / rate;
     }
 }
 
@@ -89,7 +140,54 @@ impl TokenBucket {
 mod tests {
     use super::*;
 
+    #[test]
+    fn rates_parse_with_binary_suffixes() {
+        assert_eq!(parse_rate("0"), Some(0));
+        assert_eq!(parse_rate("unlimited"), Some(0));
+        assert_eq!(parse_rate("1500"), Some(1500));
+        assert_eq!(parse_rate("64k"), Some(64 << 10));
+        assert_eq!(parse_rate("10M"), Some(10 << 20));
+        assert_eq!(parse_rate("2g"), Some(2 << 30));
+        for bad in ["", "k", "-1", "1.5M", "10 M", "10MB", "ten", "99999999999999999999G", "18446744073709551616"] {
+            assert_eq!(parse_rate(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn rates_show_in_the_largest_unit_that_divides_them() {
+        assert_eq!(Rate(0).to_string(), "unlimited");
+        assert_eq!(Rate(10 << 20).to_string(), "10 MiB/s");
+        assert_eq!(Rate(1536).to_string(), "1536 B/s");
+        assert_eq!(Rate(3 << 30).to_string(), "3 GiB/s");
+        assert_eq!(Rate(1500).to_string(), "1500 B/s");
+        for n in [1u64, 1024, 1536 << 10, 5 << 20, 7 << 30] {
+            let shown = Rate(n).to_string();
+            let (num, unit) = shown.split_once(' ').expect("number and unit");
+            let suffix = match unit {
+                "B/s" => "",
+                "KiB/s" => "k",
+                "MiB/s" => "M",
+                "GiB/s" => "G",
+                _ => panic!("{unit}"),
+            };
+            assert_eq!(parse_rate(&format!("{num}{suffix}")), Some(n), "{shown}");
+        }
+    }
+
     const S: u64 = 1_000_000_000;
+
+    #[test]
+    fn the_highest_rates_do_not_overflow() {
+        let mut b = TokenBucket::new(u64::MAX, u64::MAX, 0);
+        assert_eq!(b.rate(), MAX);
+        assert_eq!(b.take(MAX, 0), Ok(()));
+        assert_eq!(b.take(MAX, 0), Err(S));
+        assert_eq!(b.take(MAX, u64::MAX), Ok(()));
+        let mut slow = TokenBucket::new(1, MAX, 0);
+        assert_eq!(slow.take(MAX, 0), Ok(()));
+        assert_eq!(slow.take(1, 0), Err(S));
+        assert_eq!(slow.take(2, 3 * S / 2), Err(S / 2));
+    }
 
     #[test]
     fn unlimited_never_waits() {

@@ -9,19 +9,26 @@
 //! not yet synced are lost, the last position store may be lost), the primary flushes and
 //! rotates at random, pieces are of random size (records straddle them).
 //!
-//! After every step: every copy is a prefix of the primary's logfile, no secondary needs a
-//! logfile the primary deleted, and a secondary's device holds exactly the primary's history up
-//! to its replay position (a prefix), except while it replays again what it had already applied
-//! before a power cut lost its position. After the heal every secondary equals the primary.
+//! Syncs run too (`mars_core::sync`, as `bricks/copy.rs` and `bricks/fetch.rs` drive them): the
+//! primary's data device lags its log (a write-back applies records at random), secondaries
+//! join late or are left behind by a log-delete that ignores them (emergency mode), and then
+//! copy the primary's device block by block while it goes on writing and writing back, from
+//! the primary's replay position as they last heard it, with power cuts that lose the copy's
+//! unstored progress.
+//!
+//! After every step: every copy is a prefix of the primary's logfile, and a secondary whose
+//! `consistency` says `Consistent` holds exactly the primary's history up to its replay position
+//! (a prefix). After the heal every secondary is consistent and equals the primary.
 //!
 //! Every run prints its seed; `MARS_SIM_SEED=N cargo test -p mars-core --test replication_sim`
 //! replays it.
 
 use std::collections::BTreeMap;
 
-use mars_core::fetch::{deletable, next_fetch, next_replay, Fetch, LogFile, LogPosition, Replay};
+use mars_core::fetch::{deletable, next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
 use mars_core::gossip::Rng;
 use mars_core::pipeline::Pipeline;
+use mars_core::sync::{consistency, differing, sync_start, Consistency};
 
 /// Blocks of the simulated device.
 const BLOCKS: u64 = 64;
@@ -42,6 +49,11 @@ struct Primary {
     archive: BTreeMap<u32, Vec<u8>>,
     writes: u64,
     device: BTreeMap<u64, u64>,
+    /// The data device, which the write-back brings up to `applied`.
+    disk: BTreeMap<u64, u64>,
+    applied: LogPosition,
+    /// `applied` as published in the tree (what a secondary beginning a sync hears).
+    published: LogPosition,
     /// Replay positions as the primary last heard them from each secondary.
     heard: Vec<LogPosition>,
 }
@@ -74,10 +86,39 @@ impl Primary {
         self.archive.insert(next, Vec::new());
     }
 
-    fn delete(&mut self) {
+    /// Applies the next `n` records of the log to the disk, as the write-back does.
+    fn write_back(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(l) = self.logs.iter().find(|l| l.seq == self.applied.seq) else { return };
+            let at = self.applied.offset as usize;
+            if at + HEADER <= l.bytes.len() {
+                let len = u32::from_le_bytes(l.bytes[at..at + 4].try_into().unwrap()) as usize;
+                let k = u64::from(u32::from_le_bytes(l.bytes[at + 4..at + 8].try_into().unwrap()));
+                self.disk.insert(block_of(k), k);
+                self.applied.offset += len as u64;
+            } else if let Some(next) = self.logs.iter().find(|n| n.seq > l.seq) {
+                self.applied = LogPosition { seq: next.seq, offset: 0 };
+            } else {
+                return;
+            }
+        }
+    }
+
+    /// log-delete: what the disk and every member (`leave_behind`: but one) have done with.
+    fn delete(&mut self, leave_behind: Option<usize>) {
         let seqs: Vec<u32> = self.logs.iter().map(|l| l.seq).collect();
-        let n = deletable(&seqs, &self.heard);
+        let mut positions: Vec<LogPosition> =
+            self.heard.iter().enumerate().filter(|(i, _)| Some(*i) != leave_behind).map(|(_, p)| *p).collect();
+        positions.push(LogPosition { seq: self.applied.seq, offset: 0 });
+        let n = deletable(&seqs, &positions);
         self.logs.drain(..n);
+    }
+
+    /// Where the log ends, durable or not: what a sync reply reports (`logged`).
+    fn logged(&self) -> LogPosition {
+        self.logs
+            .last()
+            .map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.bytes.len() as u64 })
     }
 
     /// What a log-list answers: every logfile with its servable length.
@@ -105,20 +146,83 @@ struct Copy {
     synced: usize,
 }
 
-/// A secondary: copies, device, replay position (stored and in memory).
+/// A secondary's sync: `syncstatus` (blocks done, `None`: wanted) and `syncpos`.
+#[derive(Clone, Copy, Debug)]
+struct Sync {
+    done: Option<u64>,
+    /// Blocks done as stored (a power cut goes back to it).
+    stored: Option<u64>,
+    mark: Option<LogPosition>,
+    full: bool,
+}
+
+/// A secondary: copies, device, replay position (stored and in memory), sync.
 struct Secondary {
     copies: BTreeMap<u32, Copy>,
     device: BTreeMap<u64, u64>,
     pos: LogPosition,
     stored: LogPosition,
-    /// The furthest replay ever got (its device may hold that much after losing `pos`).
-    high: LogPosition,
+    /// The end of the local copies at the last restart, until replay passes it.
+    restart_mark: Option<LogPosition>,
     connected: bool,
+    sync: Sync,
 }
 
 impl Secondary {
     fn local(&self) -> Vec<LogFile> {
         self.copies.iter().map(|(&seq, c)| LogFile { seq, len: c.bytes.len() as u64 }).collect()
+    }
+
+    fn copied(&self) -> bool {
+        self.sync.done == Some(BLOCKS)
+    }
+
+    /// What this secondary may claim, by the rule of `mars_core::sync`.
+    fn consistency(&self) -> Consistency {
+        use mars_core::sync::SyncStatus;
+        let status = match self.sync.done {
+            None => SyncStatus::Wanted { full: self.sync.full },
+            Some(done) => SyncStatus::Copying { done, total: BLOCKS, full: self.sync.full },
+        };
+        consistency(Some(status), self.sync.mark, self.pos, self.restart_mark)
+    }
+
+    /// The fetch's part of a sync (bricks/fetch.rs): begin a wanted one from the primary's
+    /// published position.
+    fn sync_step(&mut self, p: &Primary) {
+        if self.sync.done.is_none() {
+            if let Some(start) = sync_start(p.published, &p.list()) {
+                self.pos = start;
+                self.stored = start;
+                self.restart_mark = None;
+                self.sync = Sync { done: Some(0), stored: Some(0), mark: None, ..self.sync };
+            }
+        }
+    }
+
+    /// A run of the copy brick: up to `n` blocks from the primary's disk as it is now, fast
+    /// (only differing blocks) unless full; sometimes its progress is stored.
+    fn copy(&mut self, p: &Primary, n: u64, rng: &mut Rng) {
+        let Some(mut done) = self.sync.done.filter(|&d| d < BLOCKS) else { return };
+        let end = (done + n).min(BLOCKS);
+        let local: Vec<[u8; 32]> = (done..end).map(|b| digest(self.device.get(&b))).collect();
+        let remote: Vec<[u8; 32]> = (done..end).map(|b| digest(p.disk.get(&b))).collect();
+        for i in differing(self.sync.full, &local, &remote, (end - done) as usize) {
+            let b = done + i as u64;
+            match p.disk.get(&b) {
+                Some(&k) => self.device.insert(b, k),
+                None => self.device.remove(&b),
+            };
+        }
+        done = end;
+        self.sync.done = Some(done);
+        if done == BLOCKS {
+            // The last reply's log end, stored with the completion (bricks/copy.rs).
+            self.sync.mark = Some(p.logged().max(self.pos));
+            self.sync.stored = Some(done);
+        } else if rng.below(2) == 0 {
+            self.sync.stored = Some(done);
+        }
     }
 
     /// One run of the fetch work: pieces with up to 4 in flight, answered in order; sometimes
@@ -140,6 +244,13 @@ impl Secondary {
                         asked_to = Some(LogPosition { seq, offset: offset + u64::from(len) });
                     }
                     Fetch::UpToDate => break,
+                    Fetch::NeedsSync { .. } => {
+                        // Left behind: a fast sync brings it up (bricks/fetch.rs).
+                        if self.copied() {
+                            self.sync = Sync { done: None, stored: None, mark: None, full: false };
+                        }
+                        break;
+                    }
                     other => panic!("secondary at {:?} cannot follow: {other:?}", self.pos),
                 }
             }
@@ -182,7 +293,11 @@ impl Secondary {
 
     /// Replays the copies as `bricks/fetch.rs` does (after the copies are synced), then stores
     /// the position.
-    fn replay(&mut self, rng: &mut Rng) {
+    fn replay(&mut self, p: &Primary, rng: &mut Rng) {
+        // Nothing is replayed before the copy is complete: the copy would overwrite it.
+        if !self.copied() {
+            return;
+        }
         loop {
             match next_replay(&self.local(), self.pos) {
                 Replay::Wait => break,
@@ -206,7 +321,10 @@ impl Secondary {
                 }
             }
         }
-        self.high = self.high.max(self.pos);
+        self.pos = past_closed(&p.list(), self.pos);
+        if self.restart_mark.is_some_and(|m| self.pos >= m) {
+            self.restart_mark = None;
+        }
         // A power cut between the device flush and the store leaves the older position.
         if rng.below(8) != 0 {
             self.stored = self.pos;
@@ -221,7 +339,18 @@ impl Secondary {
             c.bytes.truncate(keep);
         }
         self.pos = self.stored;
+        self.sync.done = self.sync.stored;
+        // The fetch starts again: the device may hold records up to the copies' end.
+        let end = self.local().last().map(|l| LogPosition { seq: l.seq, offset: l.len });
+        self.restart_mark = end.filter(|&e| e > self.pos);
     }
+}
+
+/// A block's digest: of the write it holds (0: never written).
+fn digest(write: Option<&u64>) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    d[..8].copy_from_slice(&write.copied().unwrap_or(0).to_le_bytes());
+    d
 }
 
 /// The primary's history up to `pos`, applied to an empty device.
@@ -249,9 +378,8 @@ fn check(p: &Primary, secondaries: &[Secondary], step: usize, seed: u64) {
                 "seed {seed} step {step}: secondary {i}'s copy of logfile {seq} is no prefix of the primary's"
             );
         }
-        // A secondary that replays again what a power cut made it forget is not checked until
-        // it is past where it had been.
-        if s.pos >= s.high {
+        // Checked whenever it claims to be consistent.
+        if s.consistency() == Consistency::Consistent {
             assert_eq!(
                 s.device,
                 history_to(&p.archive, s.pos),
@@ -270,6 +398,9 @@ fn run(seed: u64, secondaries: usize, steps: usize) {
         archive: BTreeMap::from([(1, Vec::new())]),
         writes: 0,
         device: BTreeMap::new(),
+        disk: BTreeMap::new(),
+        applied: start,
+        published: start,
         heard: vec![start; secondaries],
     };
     let mut s: Vec<Secondary> = (0..secondaries)
@@ -278,16 +409,30 @@ fn run(seed: u64, secondaries: usize, steps: usize) {
             device: BTreeMap::new(),
             pos: start,
             stored: start,
-            high: start,
+            restart_mark: None,
             connected: true,
+            // Some join before the first write, all of them sync.
+            sync: Sync { done: None, stored: None, mark: None, full: rng.below(4) == 0 },
         })
         .collect();
     for step in 0..steps {
         match rng.below(100) {
-            0..=49 => p.write(&mut rng),
-            50..=59 => p.flush(),
+            0..=44 => p.write(&mut rng),
+            45..=52 => {
+                let n = rng.below(20);
+                p.write_back(n);
+                if rng.below(2) == 0 {
+                    p.published = p.applied;
+                }
+            }
+            53..=59 => p.flush(),
             60..=61 => p.rotate(),
-            62..=64 => p.delete(),
+            62..=63 => p.delete(None),
+            64 => {
+                // Emergency mode, or the admin leaving a secondary behind.
+                let i = rng.below(secondaries);
+                p.delete(Some(i));
+            }
             65..=69 => {
                 let i = rng.below(secondaries);
                 s[i].connected = !s[i].connected;
@@ -304,11 +449,19 @@ fn run(seed: u64, secondaries: usize, steps: usize) {
                     s[i].crash(&mut rng);
                 }
             }
+            74..=79 => {
+                let i = rng.below(secondaries);
+                if s[i].connected {
+                    let n = 1 + rng.below(16) as u64;
+                    s[i].copy(&p, n, &mut rng);
+                }
+            }
             _ => {
                 let i = rng.below(secondaries);
                 if s[i].connected {
+                    s[i].sync_step(&p);
                     s[i].fetch(&p, &mut rng, true);
-                    s[i].replay(&mut rng);
+                    s[i].replay(&p, &mut rng);
                     // The primary hears of it through the tree, sometimes late.
                     if rng.below(2) == 0 {
                         p.heard[i] = s[i].stored;
@@ -318,21 +471,34 @@ fn run(seed: u64, secondaries: usize, steps: usize) {
         }
         check(&p, &s, step, seed);
     }
-    // The heal: every link up, writes stop, everything flushed.
+    // The heal: every link up, writes stop, everything flushed and written back.
     p.flush();
+    p.write_back(usize::MAX);
+    p.published = p.applied;
     for (i, sec) in s.iter_mut().enumerate() {
         sec.connected = true;
         for _ in 0..10_000 {
-            let before = (sec.pos, sec.local());
+            let before = (sec.pos, sec.local(), sec.sync.done, sec.sync.mark);
+            sec.sync_step(&p);
+            sec.copy(&p, BLOCKS, &mut rng);
             sec.fetch(&p, &mut rng, true);
-            sec.replay(&mut rng);
+            sec.replay(&p, &mut rng);
             p.heard[i] = sec.stored;
-            if (sec.pos, sec.local()) == before
+            if (sec.pos, sec.local(), sec.sync.done, sec.sync.mark) == before
                 && next_fetch(&p.list(), &sec.local(), sec.pos, None, 1 << 20) == Fetch::UpToDate
             {
                 break;
             }
         }
+        assert_eq!(
+            sec.consistency(),
+            Consistency::Consistent,
+            "seed {seed}: secondary {i} not consistent after the heal (replay at {:?}, sync {:?}, copies {:?}, primary {:?})",
+            sec.pos,
+            sec.sync,
+            sec.local(),
+            p.list()
+        );
         assert_eq!(
             sec.device,
             p.device,
