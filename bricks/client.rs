@@ -111,6 +111,8 @@ pub(crate) trait Work: Send + Sync {
 pub(crate) struct Conn<'a> {
     sock: &'a Socket,
     shared: &'a Mutex<Shared>,
+    wake: &'a CondVar,
+    stopping: &'a AtomicBool,
     status: &'a ModuleStatus,
     /// Protocol version the peer speaks on this connection.
     pub(crate) version: u16,
@@ -165,6 +167,22 @@ impl<'a> Conn<'a> {
     /// The module's status.
     pub(crate) fn status(&self) -> &'a ModuleStatus {
         self.status
+    }
+
+    /// Waits `ms` milliseconds (a rate limit's pause), at most until the client is stopped;
+    /// sends a keepalive first if one is due. Fails once the client is stopping.
+    pub(crate) fn idle(&mut self, wire: &mut Wire<'_>, ms: u64) -> core::result::Result<(), Failed> {
+        self.keepalive_if_due(wire)?;
+        let ms = u32::try_from(ms.clamp(1, KEEPALIVE_MS)).unwrap_or(1000);
+        let mut shared = self.shared.lock();
+        if !self.stopping.load(Ordering::Acquire) {
+            let _ = self.wake.wait_interruptible_timeout(&mut shared, kernel::time::msecs_to_jiffies(ms));
+        }
+        drop(shared);
+        if self.stopping.load(Ordering::Acquire) {
+            return Err(Failed::new(Failure::Closed, &"stopping"));
+        }
+        Ok(())
     }
 }
 
@@ -323,6 +341,8 @@ impl<W: Work> Client<W> {
         Conn {
             sock,
             shared: &self.shared,
+            wake: &self.wake,
+            stopping: &self.stopping,
             status: &self.status,
             version: own.version,
             request_id: &mut own.request_id,

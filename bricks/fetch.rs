@@ -10,6 +10,12 @@
 //! (`replay-HOST`, `replay_position.rs`). Replay applies only whole records with good checksums;
 //! a copy whose record does not check is cut back to its last good record and fetched again.
 //! The primary never waits for any of it: it only answers requests.
+//!
+//! It also begins a secondary's sync (`copy.rs` copies): when `syncstatus-HOST` asks for one,
+//! or the log can no longer bring this host up to date, it stores where replay is to start
+//! afterwards (`sync_start`: the primary's own replay position) and holds replay back until the
+//! copy is complete (the copy stores the mark replay must pass before the device is consistent,
+//! `syncpos-HOST`, `sync_record.rs`).
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
@@ -20,17 +26,21 @@ use super::replay::replay;
 use super::sio::SioBrick;
 use crate::bricks::write_back::LogPos;
 use crate::kx::file::{KFile, OpenMode};
-use crate::kx::time::monotonic_ms;
+use crate::kx::time::{monotonic_ms, monotonic_ns};
 use crate::kx::vfs::KPath;
 use crate::logfiles;
-use crate::mars_core::fetch::{next_fetch, next_replay, Fetch, LogFile, LogPosition, Replay};
+use crate::mars_core::fetch::{next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
 use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::peer_link::Failure;
 use crate::mars_core::pipeline::Pipeline;
 use crate::mars_core::proto::{Channel, MessageType};
 use crate::mars_core::proto_msg::Message;
+use crate::mars_core::sync::{consistency, sync_start, Consistency, SyncStatus};
 use crate::mars_core::session;
+use crate::mars_core::token_bucket::{TokenBucket, BURST};
 use crate::replay_position;
+use crate::sync_record;
+use crate::status::ModuleStatus;
 use crate::tree_store::{self, TextBuf, ROOT};
 
 /// Requests in flight: 8 MiB, enough to keep a 54 ms link busy at 150 MB/s.
@@ -96,6 +106,8 @@ pub(crate) struct FetchView {
     pub(crate) bytes: u64,
     /// Replay is switched off (`marsadm pause-replay`) and no replay runs.
     pub(crate) replay_paused: bool,
+    /// What the device may be claimed to be.
+    pub(crate) consistency: Consistency,
 }
 
 /// What the strategy and status share with the client's thread.
@@ -103,6 +115,10 @@ struct Shared {
     view: FetchView,
     /// Whether replay is switched on (`todo-HOST/replay`).
     replay_on: bool,
+    /// Whether a sync may begin (`todo-HOST/sync`).
+    sync_on: bool,
+    /// The rate limit of log-fetch requests (`todo-HOST/fetch-rate`).
+    limit: TokenBucket,
 }
 
 /// The local copy being appended to.
@@ -125,6 +141,9 @@ struct Own {
     /// Where a record failed its checksum again after the cut: the primary's logfile is
     /// damaged there, replay does not go past it.
     damaged: Option<LogPosition>,
+    /// The end of the local copies when this fetch started, if replay had not reached it: a
+    /// replay cut by a crash may have left any mix of the records up to there on the device.
+    restart_mark: Option<LogPosition>,
 }
 
 /// Following the log of `primary` for `resource` into this host's copies and data device.
@@ -134,6 +153,8 @@ pub(crate) struct LogFetch {
     primary: KVec<u8>,
     dir: KPath,
     dev: Arc<BioBrick>,
+    /// The resource's size: what a sync copies.
+    size: u64,
     /// Lock order: `own` before `shared`; `shared` is never held across I/O.
     #[pin]
     shared: Mutex<Shared>,
@@ -143,7 +164,12 @@ pub(crate) struct LogFetch {
 
 impl LogFetch {
     /// Following `primary`'s log of `resource` onto `dev`.
-    pub(crate) fn new(resource: &[u8], primary: &[u8], dev: Arc<BioBrick>) -> Result<impl PinInit<LogFetch, Error>> {
+    pub(crate) fn new(
+        resource: &[u8],
+        primary: &[u8],
+        dev: Arc<BioBrick>,
+        size: u64,
+    ) -> Result<impl PinInit<LogFetch, Error>> {
         let mut res = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
         res.extend_from_slice(resource, GFP_KERNEL)?;
         let mut origin = KVec::with_capacity(primary.len(), GFP_KERNEL)?;
@@ -157,14 +183,22 @@ impl LogFetch {
             replayed: start,
             bytes: 0,
             replay_paused: false,
+            consistency: Consistency::SyncWanted,
         };
         Ok(try_pin_init!(LogFetch {
             resource: res,
             primary: origin,
             dir,
             dev,
-            shared <- kernel::new_mutex!(Shared { view, replay_on: true }, "mars_fetch"),
-            own <- kernel::new_mutex!(Own { rx: KVVec::new(), replayed: None, stuck: None, cut: None, damaged: None }, "mars_fetch_own"),
+            size,
+            shared <- kernel::new_mutex!(
+                Shared { view, replay_on: true, sync_on: true, limit: TokenBucket::new(0, BURST, monotonic_ns()) },
+                "mars_fetch"
+            ),
+            own <- kernel::new_mutex!(
+                Own { rx: KVVec::new(), replayed: None, stuck: None, cut: None, damaged: None, restart_mark: None },
+                "mars_fetch_own"
+            ),
         }? Error))
     }
 
@@ -181,6 +215,52 @@ impl LogFetch {
     /// Switches replay on or off (`todo-HOST/replay`); fetching goes on either way.
     pub(crate) fn set_replay(&self, on: bool) {
         self.shared.lock().replay_on = on;
+    }
+
+    /// Lets a sync begin or not (`todo-HOST/sync`).
+    pub(crate) fn set_sync(&self, on: bool) {
+        self.shared.lock().sync_on = on;
+    }
+
+    /// Limits the log-fetch requests to `rate` bytes per second from now on (0: no limit;
+    /// `todo-HOST/fetch-rate`).
+    pub(crate) fn set_rate(&self, rate: u64) {
+        let mut shared = self.shared.lock();
+        if shared.limit.rate() != rate {
+            shared.limit.set_rate(rate, monotonic_ns());
+        }
+    }
+
+    /// The resource's size this fetch was started for.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Begins a sync (`full`: of every block) if the primary's replay position is known here and
+    /// it still has a logfile from there on: replay will start at that position
+    /// ([`sync_start`]). Returns the start, if the sync began.
+    fn begin_sync(&self, host: &str, remote: &[LogFile], full: bool, status: &ModuleStatus) -> Result<Option<LogPosition>> {
+        let Some(applied) = replay_position::load(self.res(), self.origin(), self.origin())? else {
+            return Ok(None);
+        };
+        let Some(start) = sync_start(LogPosition { seq: applied.file, offset: applied.offset }, remote) else {
+            return Ok(None);
+        };
+        let at = LogPos { file: start.seq, offset: start.offset };
+        // In this order: a crash between leaves a sync that is still wanted or that copies
+        // from a start that is stored already.
+        replay_position::store_durable(self.res(), host, self.origin(), at, status)?;
+        sync_record::store_mark(self.res(), host, self.origin(), None, status)?;
+        sync_record::store_status(self.res(), host, SyncStatus::Copying { done: 0, total: self.size, full }, status)?;
+        pr_info!(
+            "resource {}: {} sync from {} begins; replay will start at logfile {} offset {}\n",
+            self.res(),
+            if full { "full" } else { "fast" },
+            self.origin(),
+            start.seq,
+            start.offset
+        );
+        Ok(Some(start))
     }
 
     fn res(&self) -> &str {
@@ -234,8 +314,9 @@ impl LogFetch {
         Ok(local)
     }
 
-    /// Fetches what the copies lack, up to [`RUN_BYTES`]; returns the bytes appended, and why
-    /// the log cannot be followed further, if it cannot.
+    /// Fetches what the copies lack, up to [`RUN_BYTES`] and as far as the rate limit lets it;
+    /// returns the bytes appended, why the log cannot be followed further (if it cannot), and
+    /// the milliseconds the rate limit asks to wait before the next request (0: none).
     fn fetch(
         &self,
         conn: &mut Conn<'_>,
@@ -243,7 +324,7 @@ impl LogFetch {
         remote: &[LogFile],
         local: &mut KVec<LogFile>,
         needed: LogPosition,
-    ) -> core::result::Result<(u64, Option<FetchState>), Failed> {
+    ) -> core::result::Result<(u64, Option<FetchState>, u64), Failed> {
         let io = Failed::io;
         let mut pipeline: Pipeline<(u32, u64, u32), PIPELINE> = Pipeline::new();
         let mut asked_to: Option<LogPosition> = None;
@@ -253,10 +334,11 @@ impl LogFetch {
         // what is in flight is taken as it comes, then the next run lists again.
         let mut drain = false;
         let mut problem = None;
+        let mut throttled_ms = 0;
         let mut copy: Option<Copy> = None;
         let mut wire = conn.live_wire();
         loop {
-            while !drain && pipeline.has_room() && asked < RUN_BYTES {
+            while !drain && throttled_ms == 0 && pipeline.has_room() && asked < RUN_BYTES {
                 let step = next_fetch(remote, local, needed, asked_to, PIECE);
                 let Fetch::Piece { seq, offset, len } = step else {
                     problem = match step {
@@ -266,6 +348,11 @@ impl LogFetch {
                     };
                     break;
                 };
+                if let Err(ns) = self.shared.lock().limit.take(u64::from(len), monotonic_ns()) {
+                    // The replies in flight are taken; the next run asks once the tokens are there.
+                    throttled_ms = ns.div_ceil(1_000_000).max(1);
+                    break;
+                }
                 let Some(id) = pipeline.issue((seq, offset, len), monotonic_ms()) else { break };
                 let name = logfiles::name(seq, self.origin()).map_err(io)?;
                 let request =
@@ -336,7 +423,7 @@ impl LogFetch {
         if let Some(c) = copy.take() {
             c.file.sync_data().map_err(io)?;
         }
-        Ok((appended, problem))
+        Ok((appended, problem, throttled_ms))
     }
 
     /// Replays the copies from `pos` as far as they go; returns the new position.
@@ -418,32 +505,63 @@ impl Work for LogFetch {
         let mut own = self.own.lock();
         let own = &mut *own;
         let host = conn.status().host_str().ok_or(EINVAL).map_err(io)?;
-        if own.replayed.is_none() {
-            // A secondary that never replayed starts at the primary's first logfile.
-            let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
-            own.replayed = Some(
-                stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset }),
-            );
-        }
-        let mut pos = own.replayed.unwrap_or(LogPosition { seq: 1, offset: 0 });
         let remote = self.list(conn, &mut own.rx)?;
         let mut local = self.local().map_err(io)?;
+        let end = |l: Option<&LogFile>| l.map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.len });
+        if own.replayed.is_none() {
+            let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
+            let at = stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset });
+            own.replayed = Some(at);
+            let here = end(local.last());
+            own.restart_mark = (here > at).then_some(here);
+        }
+        let (replay_on, sync_on) = {
+            let shared = self.shared.lock();
+            (shared.replay_on, shared.sync_on)
+        };
+        let mut sync = sync_record::load_status(self.res(), host).map_err(io)?;
+        if let None | Some(SyncStatus::Wanted { .. }) = sync {
+            let full = matches!(sync, Some(SyncStatus::Wanted { full: true }));
+            if sync_on {
+                if let Some(start) = self.begin_sync(host, &remote, full, conn.status()).map_err(io)? {
+                    own.replayed = Some(start);
+                    own.restart_mark = None;
+                    own.stuck = None;
+                    sync = Some(SyncStatus::Copying { done: 0, total: self.size, full });
+                }
+            }
+        }
+        let mut copied = sync.is_some_and(|s| s.is_done());
+        let mark = sync_record::load_mark(self.res(), host, self.origin())
+            .map_err(io)?
+            .map(|m| LogPosition { seq: m.file, offset: m.offset });
+        if copied && mark.is_none() && sync_on {
+            // Complete without the mark the copy stores first: another primary's, or a key
+            // written by hand. Only a new sync can say what this copy is.
+            sync_record::store_status(self.res(), host, SyncStatus::Wanted { full: false }, conn.status()).map_err(io)?;
+            copied = false;
+        }
+        let mut pos = own.replayed.unwrap_or(LogPosition { seq: 1, offset: 0 });
         {
-            let end = |l: Option<&LogFile>| {
-                l.map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.len })
-            };
             let mut shared = self.shared.lock();
             shared.view.primary_end = end(remote.last());
             shared.view.fetched = end(local.last());
         }
-        let (appended, problem) = self.fetch(conn, own, &remote, &mut local, pos)?;
-        let replay_on = self.shared.lock().replay_on;
+        let (appended, problem, throttled_ms) = self.fetch(conn, own, &remote, &mut local, pos)?;
+        if let Some(FetchState::NeedsSync(_)) = problem {
+            if copied && sync_on {
+                // The primary no longer has what replay needs: a fast sync brings this host up.
+                sync_record::store_status(self.res(), host, SyncStatus::Wanted { full: false }, conn.status())
+                    .map_err(io)?;
+            }
+        }
         // A forked copy is not replayed at all: which of its records the primary shares, only
-        // the administrator's decision settles.
+        // the administrator's decision settles. Nor is anything replayed before the copy is
+        // complete: the copy would overwrite it.
         let diverged = matches!(problem, Some(FetchState::Diverged(_)));
-        if replay_on && !diverged {
+        if replay_on && !diverged && copied {
             let before = pos;
-            pos = self.replay(own, &mut local, pos).map_err(io)?;
+            pos = past_closed(&remote, self.replay(own, &mut local, pos).map_err(io)?);
             own.replayed = Some(pos);
             if pos != before {
                 let at = LogPos { file: pos.seq, offset: pos.offset };
@@ -452,6 +570,15 @@ impl Work for LogFetch {
         }
         let all_here = next_fetch(&remote, &local, pos, None, PIECE) == Fetch::UpToDate;
         let all_replayed = !replay_on || next_replay(&local, pos) == Replay::Wait;
+        if own.restart_mark.is_some_and(|m| pos >= m) {
+            own.restart_mark = None;
+        }
+        // Copies replay is past are not needed here any more (replay never goes back; a sync
+        // starts from the primary's logfiles).
+        if local.first().is_some_and(|l| l.seq < pos.seq) {
+            logfiles::delete_below(&self.dir, self.origin(), pos.seq).map_err(io)?;
+            local.retain(|l| l.seq >= pos.seq);
+        }
         let state = match (problem, own.damaged) {
             (Some(problem), _) => problem,
             (None, Some(at)) => FetchState::Damaged(at),
@@ -461,8 +588,13 @@ impl Work for LogFetch {
         let mut shared = self.shared.lock();
         shared.view.replayed = pos;
         shared.view.state = state;
+        shared.view.consistency = consistency(sync, mark, pos, own.restart_mark);
         // Paused once a run has seen the switch off: no replay runs until it is on again.
         shared.view.replay_paused = !replay_on && !shared.replay_on;
-        Ok(if appended > 0 { Next::After(0) } else { Next::After(POLL_MS) })
+        Ok(match (throttled_ms, appended) {
+            (0, 0) => Next::After(POLL_MS),
+            (0, _) => Next::After(0),
+            (wait, _) => Next::After(wait.min(POLL_MS)),
+        })
     }
 }

@@ -5,9 +5,11 @@
 //! interface (and the if brick's [`r#if::BioInput`]).
 
 pub(crate) mod apply;
+pub(crate) mod block_source;
 pub(crate) mod bio;
 pub(crate) mod brick;
 pub(crate) mod client;
+pub(crate) mod copy;
 pub(crate) mod fetch;
 pub(crate) mod r#if;
 pub(crate) mod log_source;

@@ -17,14 +17,15 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 use kernel::time::Delta;
 
-use super::log_source;
+use super::{block_source, log_source};
 use crate::handshake;
+use crate::kx::iobuf::IoBuf;
 use crate::kx::kthread::{KThread, Rounds};
 use crate::kx::net::{SockAddr, Socket};
 use crate::kx::time::{monotonic_ms, real_time_nanos};
 use crate::mars_core::gossip::TreeDigest;
 use crate::mars_core::peer_link::{DEAD_AFTER_MS, HANDSHAKE_TIMEOUT_MS};
-use crate::mars_core::proto::{Channel, ErrorCode, MessageType, ProtoError, Role};
+use crate::mars_core::proto::{Channel, MessageType, ProtoError, Role};
 use crate::mars_core::proto_msg::Message;
 use crate::mars_core::ratelimit::RateLimit;
 use crate::mars_core::session::{self, SessionError};
@@ -234,6 +235,8 @@ impl Session {
         let mut request = [0u8; REQUEST_BUF];
         // Logfile data for log-fetch replies, grown to the largest request (at most 1 MiB).
         let mut data = KVVec::new();
+        // Device blocks for block-read and checksum-request replies, grown likewise.
+        let mut blocks = IoBuf::new();
         let channel = self.shared.channel;
         loop {
             wire.set_timeout(Delta::from_millis(DEAD_AFTER_MS as i64));
@@ -252,7 +255,7 @@ impl Session {
             };
             // A peer busy storing a large reply takes its bytes slowly, but it is there.
             wire.set_timeout(Delta::from_millis(REPLY_TIMEOUT_MS));
-            if serve(&mut wire, status, peer.name(), header.request_id, &message, &mut data).is_err() {
+            if serve(&mut wire, status, peer.name(), header.request_id, &message, (&mut data, &mut blocks)).is_err() {
                 return;
             }
         }
@@ -280,7 +283,7 @@ fn serve(
     peer: &str,
     id: u64,
     message: &Message<'_>,
-    buf: &mut KVVec<u8>,
+    (buf, blocks): (&mut KVVec<u8>, &mut IoBuf),
 ) -> Result {
     match *message {
         Message::Keepalive { .. } => Ok(()),
@@ -294,11 +297,11 @@ fn serve(
         Message::LogFetch { resource, file, offset, length } => {
             log_source::fetch(wire, status, id, (resource, file, offset, length), buf)
         }
-        // Requests of the sync channel: served with the copy brick.
-        Message::BlockRead { .. } | Message::ChecksumRequest { .. } => {
-            let mut scratch = [0u8; 128];
-            let busy = Message::Error { code: ErrorCode::BUSY, message: "not served yet by this MARS version" };
-            session::send(wire, &busy, id, &mut scratch).map_err(|_| EPIPE)
+        Message::BlockRead { resource, sector, count_sectors } => {
+            block_source::read(wire, status, id, (resource, sector, count_sectors), blocks)
+        }
+        Message::ChecksumRequest { resource, sector, block_sectors, blocks: count } => {
+            block_source::checksums(wire, status, id, (resource, sector, block_sectors, count), blocks)
         }
         _ => {
             session::send_error(wire, &ProtoError::Unexpected { kind: message.kind() }, id);

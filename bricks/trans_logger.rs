@@ -300,6 +300,8 @@ impl Logger {
                     if durable {
                         self.status.update_served_log(&self.name, served.0, served.1);
                     }
+                    // Before the write-back may write any of it (a sync's mark, block_source.rs).
+                    self.status.note_logged(&self.name, end);
                     match self.wb.hand_over(Batch { requests, end }) {
                         Ok(()) => Ok(()),
                         // No memory to queue it: write it back now, before the acknowledgement.

@@ -23,6 +23,7 @@ mod resource;
 mod secret;
 mod shown;
 mod status;
+mod sync_record;
 mod strategy;
 mod tree_index;
 mod tree_store;

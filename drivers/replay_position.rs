@@ -34,8 +34,34 @@ pub(crate) fn load(resource: &str, host: &str, origin: &str) -> Result<Option<Lo
     Ok(parse(entry.value.as_bytes(), origin))
 }
 
+/// Where every other host of `resource` stands in `origin`'s log (`replay-HOST` of hosts but
+/// `origin` whose position lies in that log; deleted keys, those of hosts that left, do not
+/// count): what the primary `origin` must keep its logfiles for.
+pub(crate) fn others(resource: &str, origin: &str) -> Result<KVec<(KVec<u8>, LogPos)>> {
+    let dir = KPath::join(&[tree_store::ROOT, b"/resource-", resource.as_bytes()])?;
+    let mut hosts: KVec<KVec<u8>> = KVec::new();
+    crate::kx::vfs::list(&dir, |crate::kx::vfs::DirEntry { name, .. }| {
+        if let Some(host) = name.strip_prefix(b"replay-") {
+            if host != origin.as_bytes() {
+                let mut owned = KVec::with_capacity(host.len(), GFP_KERNEL)?;
+                owned.extend_from_slice(host, GFP_KERNEL)?;
+                hosts.push(owned, GFP_KERNEL)?;
+            }
+        }
+        Ok(())
+    })?;
+    let mut found = KVec::with_capacity(hosts.len(), GFP_KERNEL)?;
+    for host in hosts {
+        let Ok(name) = core::str::from_utf8(&host) else { continue };
+        if let Ok(Some(pos)) = load(resource, name, origin) {
+            found.push((host, pos), GFP_KERNEL)?;
+        }
+    }
+    Ok(found)
+}
+
 /// `log-NUMBER-ORIGIN,OFFSET` of `origin`; `None` if malformed or of another origin.
-fn parse(value: &[u8], origin_wanted: &str) -> Option<LogPos> {
+pub(crate) fn parse(value: &[u8], origin_wanted: &str) -> Option<LogPos> {
     let comma = value.iter().position(|&b| b == b',')?;
     let (name, offset) = (value.get(..comma)?, value.get(comma + 1..)?);
     let (file, origin) = parse_logfile_name(name).ok()?;

@@ -15,6 +15,7 @@ use kernel::sync::Arc;
 use crate::bricks::bio::BioBrick;
 use crate::bricks::brick::Brick;
 use crate::bricks::client::Client;
+use crate::bricks::copy::{CopyView, SyncCopy};
 use crate::bricks::fetch::{FetchView, LogFetch};
 use crate::bricks::log_writer::LogWriter;
 use crate::bricks::r#if::IfBrick;
@@ -26,6 +27,7 @@ use crate::kx::kthread::KThread;
 use crate::kx::net::SockAddr;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
+use crate::mars_core::fetch::{deletable, LogPosition};
 use crate::replay_position;
 use crate::status::ModuleStatus;
 use crate::tree_store::{self, ROOT};
@@ -49,12 +51,40 @@ pub(crate) struct Resource {
     /// The fetch and replay of a secondary: a client of the primary's replication channel.
     /// Stopped before the data device closes and before this host becomes primary.
     follower: Option<KThread<Client<LogFetch>>>,
+    /// The sync of a secondary: a client of the primary's sync channel, started and stopped
+    /// with the follower.
+    copier: Option<KThread<Client<SyncCopy>>>,
     /// The data device.
     dev: Option<Arc<BioBrick>>,
     /// The logfile whose damage stopped the replay at attach; reported until detach.
     damaged: Option<KVec<u8>>,
     /// The newest `marsadm log-rotate` request a rotation was asked for.
     rotation_asked: u64,
+}
+
+/// The switches a secondary's fetch and copy follow (`todo-HOST/replay`, `todo-HOST/sync`,
+/// `todo-HOST/fetch-rate`, `todo-HOST/sync-rate`).
+#[derive(Clone, Copy)]
+pub(crate) struct Following {
+    /// Replay fetched logfiles onto the data device.
+    pub(crate) replay: bool,
+    /// Sync when a sync is due.
+    pub(crate) sync: bool,
+    /// Bytes per second the fetch may ask for (0: no limit).
+    pub(crate) fetch_rate: u64,
+    /// Bytes per second of block data the copy may ask for (0: no limit).
+    pub(crate) sync_rate: u64,
+}
+
+impl Following {
+    /// Hands the switches to a running fetch and copy.
+    fn apply(&self, fetch: &LogFetch, copy: &SyncCopy) {
+        fetch.set_replay(self.replay);
+        fetch.set_sync(self.sync);
+        fetch.set_rate(self.fetch_rate);
+        copy.set_on(self.sync);
+        copy.set_rate(self.sync_rate);
+    }
 }
 
 /// What the strategy publishes about a resource.
@@ -71,6 +101,8 @@ pub(crate) struct ResourceView<'a> {
     pub(crate) damaged: Option<&'a [u8]>,
     /// The fetch of a secondary, and whom it follows.
     pub(crate) fetch: Option<(FetchView, &'a [u8])>,
+    /// The copy of a secondary.
+    pub(crate) copy: Option<CopyView>,
 }
 
 impl Resource {
@@ -78,7 +110,15 @@ impl Resource {
     pub(crate) fn new(name: &[u8]) -> Result<Resource> {
         let mut owned = KVec::with_capacity(name.len(), GFP_KERNEL)?;
         owned.extend_from_slice(name, GFP_KERNEL)?;
-        Ok(Resource { name: owned, primary: None, follower: None, dev: None, damaged: None, rotation_asked: 0 })
+        Ok(Resource {
+            name: owned,
+            primary: None,
+            follower: None,
+            copier: None,
+            dev: None,
+            damaged: None,
+            rotation_asked: 0,
+        })
     }
 
     /// The resource's name.
@@ -95,39 +135,53 @@ impl Resource {
             stats: self.primary.as_ref().map(|p| p.logger.stats()),
             damaged: self.damaged.as_deref(),
             fetch: self.follower.as_ref().map(|f| (f.body().work().view(), f.body().work().primary())),
+            copy: self.copier.as_ref().map(|c| c.body().work().view()),
         }
     }
 
-    /// Follows `primary`'s log, its replication channel at `addr`: fetches and (if `replay`)
-    /// replays it onto the data device. A fetch of another primary or address is replaced.
+    /// Follows `primary`'s log, its replication channel at `addrs.0` and sync channel at
+    /// `addrs.1`: syncs from it when a sync is due, fetches and (if `switches.replay`) replays its
+    /// log onto the data device. A fetch of another primary, address or size is replaced.
     /// `ENODEV` when not attached; `EBUSY` when primary.
-    pub(crate) fn follow(&mut self, primary: &str, addr: SockAddr, replay: bool, status: &Arc<ModuleStatus>) -> Result {
+    pub(crate) fn follow(
+        &mut self,
+        primary: &str,
+        addrs: (SockAddr, SockAddr),
+        switches: Following,
+        size: u64,
+        status: &Arc<ModuleStatus>,
+    ) -> Result {
         if self.primary.is_some() {
             return Err(EBUSY);
         }
         let dev = self.dev.clone().ok_or(ENODEV)?;
-        if let Some(f) = &self.follower {
-            if f.body().work().primary() == primary.as_bytes() && f.body().addr() == addr {
-                f.body().work().set_replay(replay);
+        if let (Some(f), Some(c)) = (&self.follower, &self.copier) {
+            let fetch = f.body().work();
+            if fetch.primary() == primary.as_bytes() && f.body().addr() == addrs.0 && fetch.size() == size && c.body().addr() == addrs.1 {
+                switches.apply(fetch, c.body().work());
                 return Ok(());
             }
         }
         self.unfollow();
-        let work = LogFetch::new(&self.name, primary.as_bytes(), dev)?;
-        let client = Arc::pin_init(Client::new(primary.as_bytes(), addr, status.clone(), work)?, GFP_KERNEL)?;
-        client.work().set_replay(replay);
+        let work = LogFetch::new(&self.name, primary.as_bytes(), dev.clone(), size)?;
+        let client = Arc::pin_init(Client::new(primary.as_bytes(), addrs.0, status.clone(), work)?, GFP_KERNEL)?;
+        let copy = Arc::pin_init(Client::new(primary.as_bytes(), addrs.1, status.clone(), SyncCopy::new(&self.name, primary.as_bytes(), dev)?)?, GFP_KERNEL)?;
+        switches.apply(client.work(), copy.work());
         self.follower = Some(KThread::spawn(c"mars_fetch", client)?);
+        self.copier = Some(KThread::spawn(c"mars_copy", copy)?);
         pr_info!(
             "resource {}: secondary of {}, fetching its log from {}\n",
             kernel::str::BStr::from_bytes(&self.name),
             primary,
-            crate::shown::Shown(&addr)
+            crate::shown::Shown(&addrs.0)
         );
         Ok(())
     }
 
     /// Stops fetching and replaying (waits for a replay in progress to end).
     pub(crate) fn unfollow(&mut self) {
+        // The copy first: it writes the device and its progress, and stops within a window.
+        drop(self.copier.take());
         if let Some(f) = self.follower.take() {
             drop(f);
             pr_info!("resource {}: no longer fetching\n", kernel::str::BStr::from_bytes(&self.name));
@@ -230,7 +284,8 @@ impl Resource {
         // Before the logfile exists: secondaries fetch it only as far as the logger says it is
         // durable, never its preallocated zeros. Forgotten again if the logger does not start
         // (once its thread runs, the thread forgets it when it stops).
-        status.register_served_log(&self.name, LogPos { file: next, offset: 0 })?;
+        let dev = self.dev.clone().ok_or(ENODEV)?;
+        status.register_served_log(&self.name, LogPos { file: next, offset: 0 }, dev)?;
         let started = self.start_primary(next, size, status);
         if started.is_err() {
             status.forget_served_log(&self.name);
@@ -352,19 +407,27 @@ impl Resource {
     /// primary asks its write-back to flush but does not wait for it: returns how many were
     /// deleted, and whether every logfile before the current one is gone (else call again later).
     /// `ENODEV` when not attached.
-    pub(crate) fn delete_logs(&self, host: &str) -> Result<(u32, bool)> {
+    pub(crate) fn delete_logs(&self, host: &str, members: &[LogPosition]) -> Result<(u32, bool)> {
         if self.dev.is_none() {
             return Err(ENODEV);
         }
-        let (limit, current) = match &self.primary {
-            Some(p) => {
-                let _ = p.wb.request_flush();
-                (p.wb.stats().flushed.file, p.logger.stats().logged.file)
-            }
-            None => (u32::MAX, 0),
+        let dir = self.dir()?;
+        let Some(p) = &self.primary else {
+            // A secondary's own logfiles (from when it was primary) are nobody's source.
+            return Ok((logfiles::delete_below(&dir, host, u32::MAX)?, true));
         };
-        let deleted = logfiles::delete_below(&self.dir()?, host, limit)?;
-        Ok((deleted, limit >= current))
+        let _ = p.wb.request_flush();
+        let (flushed, current) = (p.wb.stats().flushed.file, p.logger.stats().logged.file);
+        let numbers = logfiles::numbers(&dir, host)?;
+        // Fully applied here, and fetched and replayed by every other member.
+        let mut positions = KVec::with_capacity(members.len() + 1, GFP_KERNEL)?;
+        positions.push(LogPosition { seq: flushed, offset: 0 }, GFP_KERNEL)?;
+        positions.extend_from_slice(members, GFP_KERNEL)?;
+        let n = deletable(&numbers, &positions);
+        let limit = numbers.get(n).copied().unwrap_or(u32::MAX);
+        // Done as far as this host goes once the write-back is in the current logfile; what
+        // members still need stays, and is deleted by a later log-delete.
+        Ok((logfiles::delete_below(&dir, host, limit)?, flushed >= current))
     }
 
     /// Releases the data device; `EBUSY` while primary.

@@ -9,9 +9,10 @@ use kernel::prelude::*;
 use kernel::seq_file::SeqFile;
 use kernel::seq_print;
 use kernel::str::BStr;
-use kernel::sync::Mutex;
+use kernel::sync::{Arc, Mutex};
 use kernel::time::{Instant, Monotonic};
 
+use crate::bricks::bio::BioBrick;
 use crate::bricks::write_back::LogPos;
 use crate::kx;
 use crate::kx::file::{KFile, OpenMode};
@@ -111,6 +112,11 @@ struct ServedLog {
     synced: LogPos,
     /// The logfile the last rotation closed, with its final length.
     closed: Option<LogPos>,
+    /// The data device the logger writes back to, which secondaries sync from.
+    dev: Arc<BioBrick>,
+    /// Where the log ends, durable or not. Updated before the write-back gets a batch, so
+    /// every write on `dev` comes from a record before it.
+    logged: LogPos,
 }
 
 impl ModuleStatus {
@@ -234,12 +240,12 @@ impl ModuleStatus {
 
     /// A logger of `resource` starts, its current logfile durable up to `synced`: until it is
     /// forgotten, secondaries fetch that logfile only up to what the logger reports.
-    pub(crate) fn register_served_log(&self, resource: &[u8], synced: LogPos) -> Result {
+    pub(crate) fn register_served_log(&self, resource: &[u8], synced: LogPos, dev: Arc<BioBrick>) -> Result {
         let mut name = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
         name.extend_from_slice(resource, GFP_KERNEL)?;
         let mut logs = self.served_logs.lock();
         logs.retain(|l| l.resource.as_slice() != resource);
-        logs.push(ServedLog { resource: name, synced, closed: None }, GFP_KERNEL)?;
+        logs.push(ServedLog { resource: name, synced, closed: None, dev, logged: synced }, GFP_KERNEL)?;
         Ok(())
     }
 
@@ -269,6 +275,26 @@ impl ModuleStatus {
             _ if number > l.synced.file => Some(0),
             _ => None,
         }
+    }
+
+    /// The logger of `resource` appended up to `logged` and is about to hand the batch to the
+    /// write-back.
+    pub(crate) fn note_logged(&self, resource: &[u8], logged: LogPos) {
+        if let Some(l) = self.served_logs.lock().iter_mut().find(|l| l.resource.as_slice() == resource) {
+            l.logged = logged;
+        }
+    }
+
+    /// The data device of `resource` if a logger of this host writes it (this host is its
+    /// primary).
+    pub(crate) fn served_device(&self, resource: &[u8]) -> Option<Arc<BioBrick>> {
+        self.served_logs.lock().iter().find(|l| l.resource.as_slice() == resource).map(|l| l.dev.clone())
+    }
+
+    /// Where the log of `resource` ends, durable or not, if a logger of this host writes it:
+    /// read after blocks of the device, a position every write in them comes before.
+    pub(crate) fn served_logged(&self, resource: &[u8]) -> Option<LogPos> {
+        self.served_logs.lock().iter().find(|l| l.resource.as_slice() == resource).map(|l| l.logged)
     }
 
     /// Replaces what status shows about the network (`None`: this host takes no part).

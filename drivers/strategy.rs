@@ -16,12 +16,14 @@ use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
 use crate::logfiles;
 use crate::mars_core::errno::describe;
+use crate::mars_core::fetch::LogPosition;
 use crate::mars_core::proto::Channel;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::peers::Peers;
-use crate::resource::Resource;
+use crate::replay_position;
+use crate::resource::{Following, Resource};
 use crate::status::{Membership, ModuleStatus, LEAVE_GRACE_NS};
 use crate::tree_store::{self, TargetBuf, TextBuf};
 
@@ -208,7 +210,7 @@ impl Strategy {
             }
         }
         let local = self.local(res, host, Some(r), &mut causes)?;
-        self.follow(res, host, r, &local, &mut causes)?;
+        self.follow(res, host, r, (&local, size), &mut causes)?;
         let settings = ReconcileSettings { rotate_at: self.status.settings().log_rotate_bytes };
         for step in &reconcile::upkeep(&wanted, &local, &settings) {
             self.upkeep(*step, res, host, r, &mut causes)?;
@@ -217,7 +219,14 @@ impl Strategy {
     }
 
     /// Starts, keeps or stops the fetch of the primary's log, as `reconcile::follow` decides.
-    fn follow(&self, res: &str, host: &str, r: &mut Resource, local: &Local, causes: &mut Causes) -> Result {
+    fn follow(
+        &self,
+        res: &str,
+        host: &str,
+        r: &mut Resource,
+        (local, size): (&Local, Option<u64>),
+        causes: &mut Causes,
+    ) -> Result {
         let on = |v: Option<KVec<u8>>| v.is_some_and(|v| v == b"1");
         let primary = self.value(Key::Primary { resource: res })?;
         let fetch_on = on(self.value(Switch::Fetch.key(res, host))?);
@@ -226,13 +235,26 @@ impl Strategy {
             r.unfollow();
             return Ok(());
         };
-        let Some(addr) = crate::peers::channel_addr(primary, Channel::Replication, &self.status)? else {
+        let addrs = (
+            crate::peers::channel_addr(primary, Channel::Replication, &self.status)?,
+            crate::peers::channel_addr(primary, Channel::Sync, &self.status)?,
+        );
+        let (Some(fetch_addr), Some(sync_addr)) = addrs else {
             let _ = write!(causes.next(), "the primary {primary} has no address in ips/: not fetching");
             r.unfollow();
             return Ok(());
         };
-        let replay = on(self.value(Switch::Replay.key(res, host))?);
-        if let Err(e) = r.follow(primary, addr, replay, &self.status) {
+        let Some(size) = size else {
+            r.unfollow();
+            return Ok(());
+        };
+        let switches = Following {
+            replay: on(self.value(Switch::Replay.key(res, host))?),
+            sync: on(self.value(Switch::Sync.key(res, host))?),
+            fetch_rate: self.counter(Switch::FetchRate.key(res, host), causes)?.unwrap_or(0),
+            sync_rate: self.counter(Switch::SyncRate.key(res, host), causes)?.unwrap_or(0),
+        };
+        if let Err(e) = r.follow(primary, (fetch_addr, sync_addr), switches, size, &self.status) {
             let _ = write!(causes.next(), "cannot fetch from {primary}: {}", describe(e.to_errno()));
         }
         Ok(())
@@ -300,10 +322,14 @@ impl Strategy {
                     let _ = write!(causes.next(), "cannot rotate the full logfile: {}", describe(e.to_errno()));
                 }
             }
-            Step::DeleteLogs { request } => match r.delete_logs(host) {
+            Step::DeleteLogs { request } => match self.delete_logs(res, host, r) {
                 Ok((n, complete)) => {
                     if n > 0 || complete {
-                        pr_info!("resource {}: deleted {} logfile(s) fully applied to the data device\n", res, n);
+                        pr_info!(
+                            "resource {}: deleted {} logfile(s) fully applied to the data device and replayed by every member\n",
+                            res,
+                            n
+                        );
                     }
                     // Done once every logfile before the current one is gone: a primary's
                     // write-back may need a round or more to flush; the strategy does not wait.
@@ -323,6 +349,32 @@ impl Strategy {
             Step::Delete | Step::Attach | Step::BecomePrimary | Step::StopPrimary => {}
         }
         Ok(())
+    }
+
+    /// `marsadm log-delete` on `r`: deletes the logfiles this host's data device and every other
+    /// member hold (a secondary's position in this host's log counts; `replay_position::others`).
+    /// Logs the members that keep logfiles back.
+    fn delete_logs(&self, res: &str, host: &str, r: &Resource) -> Result<(u32, bool)> {
+        let others = replay_position::others(res, host)?;
+        let mut positions = KVec::with_capacity(others.len(), GFP_KERNEL)?;
+        for (_, p) in others.iter() {
+            positions.push(LogPosition { seq: p.file, offset: p.offset }, GFP_KERNEL)?;
+        }
+        let (n, complete) = r.delete_logs(host, &positions)?;
+        if let Some(oldest) = positions.iter().map(|p| p.seq).min() {
+            for (member, p) in others.iter().filter(|(_, p)| p.file == oldest) {
+                if r.view().primary && n == 0 {
+                    pr_info!(
+                        "resource {}: keeping logfile {} and later for {}, which has replayed up to offset {} of it\n",
+                        res,
+                        oldest,
+                        tree_store::text(member),
+                        p.offset
+                    );
+                }
+            }
+        }
+        Ok((n, complete))
     }
 
     /// `marsadm delete-resource`: remove the resource's directory (its keys and logfiles) and
@@ -346,7 +398,7 @@ impl Strategy {
         let n = core::str::from_utf8(&v).ok().and_then(|t| t.parse().ok());
         if n.is_none() {
             let _ =
-                write!(causes.next(), "{} holds \"{}\", not a counter: ignored", KeyText(key), tree_store::text(&v));
+                write!(causes.next(), "{} holds \"{}\", not a number: ignored", KeyText(key), tree_store::text(&v));
         }
         Ok(n)
     }
@@ -407,8 +459,19 @@ impl Strategy {
             }
             f.words(&mut fetch_state);
         }
+        let mut sync = TextBuf::new();
+        let mut consistency = TextBuf::new();
+        if let (Some(c), Some((f, _))) = (view.copy, view.fetch) {
+            let _ = write!(sync, "{} {} {} {}", c.done, c.total, c.rate, c.transferred);
+            let _ = write!(consistency, "{}", f.consistency);
+        }
         // Only hosts that ever followed a primary have these keys.
-        for (item, value) in [(Status::Fetch, &fetched), (Status::FetchState, &fetch_state)] {
+        for (item, value) in [
+            (Status::Fetch, &fetched),
+            (Status::FetchState, &fetch_state),
+            (Status::Sync, &sync),
+            (Status::Consistency, &consistency),
+        ] {
             if view.fetch.is_some() || self.value(item.key(res, host))?.is_some() {
                 self.publish_status(res, host, item, value.as_str())?;
             }

@@ -69,6 +69,13 @@ impl IoBuf {
         Ok(IoSliceMut { bytes })
     }
 
+    /// The buffer cut into consecutive parts of `size` bytes (the last may be shorter; `size` 0
+    /// counts as 1), for reads that fill them together.
+    pub(crate) fn chunks_mut(&mut self, size: usize) -> impl Iterator<Item = IoSliceMut<'_>> {
+        // INVARIANT: each part lies within this buffer.
+        self.bytes.chunks_mut(size.max(1)).map(|bytes| IoSliceMut { bytes })
+    }
+
     /// The whole buffer, for I/O.
     pub(crate) fn all(&self) -> IoSlice<'_> {
         // INVARIANT: all of this buffer.

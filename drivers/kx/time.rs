@@ -17,7 +17,11 @@ pub(crate) fn real_time_nanos() -> u64 {
 /// Milliseconds of the monotonic clock (since boot): for deadlines and backoff, which must not
 /// jump with the wall clock.
 pub(crate) fn monotonic_ms() -> u64 {
+    monotonic_ns() / 1_000_000
+}
+
+/// Nanoseconds of the monotonic clock (since boot): for rate limits.
+pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: no preconditions; callable from any context.
-    let ns = unsafe { bindings::ktime_get_mono_fast_ns() };
-    ns / 1_000_000
+    unsafe { bindings::ktime_get_mono_fast_ns() }
 }
