@@ -167,8 +167,42 @@ pub enum ResourceCommand {
         /// The resource.
         name: String,
     },
-    /// Wait until this secondary has replayed what the primary had logged when the call began.
+    /// Wait until this secondary has replayed what the primary had logged when the call began,
+    /// and its data device is consistent.
     WaitReplay {
+        /// The resource.
+        name: String,
+    },
+    /// Sync this secondary again from its primary (fast: only blocks that differ).
+    Invalidate {
+        /// The resource.
+        name: String,
+        /// Copy every block, without comparing digests first.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Stop this secondary's sync (it resumes where it stopped).
+    PauseSync {
+        /// The resource.
+        name: String,
+    },
+    /// Let this secondary's sync go on.
+    ResumeSync {
+        /// The resource.
+        name: String,
+    },
+    /// Stop fetching the primary's log here (sync and replay stop with it).
+    PauseFetch {
+        /// The resource.
+        name: String,
+    },
+    /// Fetch the primary's log again.
+    ResumeFetch {
+        /// The resource.
+        name: String,
+    },
+    /// Wait until this secondary's sync has copied the whole device.
+    WaitSync {
         /// The resource.
         name: String,
     },
@@ -377,6 +411,12 @@ fn resource_command(ctx: &mut Ctx, command: &ResourceCommand, mars_dir: &std::pa
         ResourceCommand::WaitResource { resource } => resource::wait_resource(ctx, &Target::parse(resource)?)?,
         ResourceCommand::PauseReplay { name } => resource::set_replay(ctx, name, false)?.into(),
         ResourceCommand::ResumeReplay { name } => resource::set_replay(ctx, name, true)?.into(),
+        ResourceCommand::Invalidate { name, full } => resource::invalidate(ctx, name, *full)?.into(),
+        ResourceCommand::PauseSync { name } => resource::set_sync(ctx, name, false)?.into(),
+        ResourceCommand::ResumeSync { name } => resource::set_sync(ctx, name, true)?.into(),
+        ResourceCommand::PauseFetch { name } => resource::set_fetch(ctx, name, false)?.into(),
+        ResourceCommand::ResumeFetch { name } => resource::set_fetch(ctx, name, true)?.into(),
+        ResourceCommand::WaitSync { name } => resource::wait_sync(ctx, name)?.into(),
         ResourceCommand::WaitReplay { name } => {
             let me = ctx.host.clone();
             let secret = cluster::read_secret(&mars_dir.join(cluster::SECRET_FILE))?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use mars_core::resource_keys::{Status, Switch};
+use mars_core::sync::SyncStatus;
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -334,6 +335,8 @@ pub fn join_resource(
     for switch in [Switch::Attach, Switch::Sync, Switch::Fetch, Switch::Replay] {
         ctx.set(switch.key(res, &host), "1")?;
     }
+    // A joining host syncs, whatever an earlier membership left.
+    ctx.set(Key::SyncStatus { resource: res, host: &host }, &SyncStatus::Wanted { full: false }.to_string())?;
     // Last: the kernel takes up a resource once it has a data device here.
     ctx.set(Key::DataDevice { resource: res, host: &host }, path)?;
     ctx.wait(res, &[Goal::Status { item: Status::IsAttached, value: "1" }])?;
@@ -361,6 +364,9 @@ pub fn leave_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
         key(Switch::Sync.key(res, &host))?,
         key(Switch::Fetch.key(res, &host))?,
         key(Switch::Replay.key(res, &host))?,
+        key(Key::SyncStatus { resource: res, host: &host })?,
+        key(Key::SyncPosition { resource: res, host: &host })?,
+        key(Key::ReplayPosition { resource: res, host: &host })?,
     ];
     for k in &keys {
         if ctx.tree.value(k)?.is_some() {
@@ -548,6 +554,100 @@ pub fn set_replay(ctx: &mut Ctx, name: &str, on: bool) -> Result<Done> {
     }
 }
 
+/// The host's own secondary copy of `name`, refused on its primary with `what` in the message.
+fn secondary_here<'a>(ctx: &mut Ctx, name: &'a str, what: &str) -> Result<&'a str> {
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    if ctx.designated_primary(res)? || ctx.is(res, Status::IsPrimary)? {
+        bail!("{host} is the primary of {res}: {what} is for secondaries");
+    }
+    Ok(res)
+}
+
+/// `marsadm invalidate NAME [--full]`: this secondary syncs again from its primary (a fast sync:
+/// only blocks whose digests differ; `full`: every block). Its device is inconsistent from now
+/// until the sync and the replay after it are done.
+pub fn invalidate(ctx: &mut Ctx, name: &str, full: bool) -> Result<Done> {
+    let res = secondary_here(ctx, name, "invalidate")?;
+    let host = ctx.host.clone();
+    ctx.set(Key::SyncStatus { resource: res, host: &host }, &SyncStatus::Wanted { full }.to_string())?;
+    let kind = if full { "full" } else { "fast" };
+    ctx.done("invalidate", res, format!("{res}: {host} syncs again from its primary ({kind} sync)"))
+}
+
+/// `marsadm pause-sync NAME` (`on` false) / `resume-sync NAME`: switches this secondary's sync
+/// off or on (`todo-HOST/sync`). A copy in progress stops after the window it is in (8 MiB) and
+/// resumes at its stored position.
+pub fn set_sync(ctx: &mut Ctx, name: &str, on: bool) -> Result<Done> {
+    let command = if on { "resume-sync" } else { "pause-sync" };
+    let res = secondary_here(ctx, name, command)?;
+    let host = ctx.host.clone();
+    ctx.set(Switch::Sync.key(res, &host), if on { "1" } else { "0" })?;
+    let message = if on { format!("{res}: sync resumed on {host}") } else { format!("{res}: sync paused on {host}") };
+    ctx.done(command, res, message)
+}
+
+/// `marsadm pause-fetch NAME` (`on` false) / `resume-fetch NAME`: switches this secondary's
+/// fetch off or on (`todo-HOST/fetch`) and waits until mars.ko has stopped or started it. With
+/// the fetch, the sync and the replay stop too (they work on what the fetch brings); every
+/// position is kept.
+pub fn set_fetch(ctx: &mut Ctx, name: &str, on: bool) -> Result<Done> {
+    let command = if on { "resume-fetch" } else { "pause-fetch" };
+    let res = secondary_here(ctx, name, command)?;
+    let host = ctx.host.clone();
+    ctx.set(Switch::Fetch.key(res, &host), if on { "1" } else { "0" })?;
+    let state_key = key(Status::FetchState.key(res, &host))?;
+    let start = std::time::Instant::now();
+    loop {
+        let state = ctx.tree.value(&state_key)?.unwrap_or_default();
+        if state.is_empty() != on {
+            let message =
+                if on { format!("{res}: fetch resumed on {host}") } else { format!("{res}: fetch paused on {host}") };
+            return ctx.done(command, res, message);
+        }
+        if start.elapsed() >= ctx.timeout {
+            bail!(
+                "{res}: timed out after {} s waiting for mars.ko to {} the fetch (fetch-state says {:?}); \
+                 the switch stays set and mars.ko keeps trying",
+                ctx.timeout.as_secs(),
+                if on { "start" } else { "stop" },
+                state
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `marsadm wait-sync NAME`: waits until this secondary's sync has copied the whole device
+/// (the replay that makes it consistent may still run: `wait-replay` waits for that too).
+pub fn wait_sync(ctx: &mut Ctx, name: &str) -> Result<Done> {
+    let res = secondary_here(ctx, name, "wait-sync")?;
+    let host = ctx.host.clone();
+    let status_key = key(Key::SyncStatus { resource: res, host: &host })?;
+    let start = std::time::Instant::now();
+    loop {
+        let value = ctx.tree.value(&status_key)?;
+        let sync = value.as_deref().and_then(SyncStatus::parse);
+        if let Some(SyncStatus::Copying { done, total, .. }) = sync {
+            if done == total {
+                return ctx.done("wait-sync", res, format!("{res}: {host} has synced all {total} bytes"));
+            }
+        }
+        if ctx.get(Switch::Sync.key(res, &host))?.as_deref() == Some("0") {
+            bail!("{res}: the sync on {host} is paused: run `marsadm resume-sync {res}` first");
+        }
+        if start.elapsed() >= ctx.timeout {
+            let stands = match sync {
+                Some(SyncStatus::Copying { done, total, .. }) => format!("{done} of {total} bytes copied"),
+                _ => "the sync has not begun (is the primary reachable?)".to_string(),
+            };
+            bail!("{res}: timed out after {} s: {stands}; allow more time with --timeout", ctx.timeout.as_secs());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A position in a log: logfile sequence number and bytes into it.
 type LogPoint = (u32, u64);
 
@@ -587,9 +687,11 @@ pub fn wait_replay(
     let start = std::time::Instant::now();
     let replay_key = key(Key::ReplayPosition { resource: res, host: &host })?;
     let state_key = key(Status::FetchState.key(res, &host))?;
+    let consistency_key = key(Status::Consistency.key(res, &host))?;
     loop {
         let at = ctx.tree.value(&replay_key)?.and_then(|v| replay_point(&v, &primary));
-        if at.is_some_and(|at| at >= target) {
+        let consistent = ctx.tree.value(&consistency_key)?.as_deref() == Some("consistent");
+        if consistent && at.is_some_and(|at| at >= target) {
             let (seq, off) = target;
             return ctx.done(
                 "wait-replay",
@@ -603,9 +705,10 @@ pub fn wait_replay(
         }
         if start.elapsed() >= ctx.timeout {
             let stands = at.map_or_else(|| "nowhere yet".to_string(), |(s, o)| format!("at logfile {s}, {o} bytes"));
+            let consistency = ctx.tree.value(&consistency_key)?.unwrap_or_else(|| "not reported".to_string());
             bail!(
                 "{res}: timed out after {} s: replay stands {stands}, the primary's log ended at logfile {}, {} bytes \
-                 when the call began (fetch: {}); allow more time with --timeout",
+                 when the call began (fetch: {}; {consistency}); allow more time with --timeout",
                 ctx.timeout.as_secs(),
                 target.0,
                 target.1,
@@ -879,8 +982,13 @@ mod tests {
         node2.tree.set("resource-r0/replay-node2", "log-000000002-node1,512").unwrap();
         let e = wait_replay(&mut node2, "r0", end).unwrap_err().to_string();
         assert!(e.contains("replay stands at logfile 2, 512 bytes, the primary's log ended at logfile 2, 4096"), "{e}");
-        // Replay there (or in a later logfile): done.
+        // Replay there (or in a later logfile) but the device not consistent yet: not done.
         node2.tree.set("resource-r0/replay-node2", "log-000000003-node1,0").unwrap();
+        node2.tree.set("resource-r0/actual-node2/consistency", "inconsistent: syncing, 1 of 2 bytes").unwrap();
+        let e = wait_replay(&mut node2, "r0", end).unwrap_err().to_string();
+        assert!(e.contains("inconsistent: syncing"), "{e}");
+        // Both: done.
+        node2.tree.set("resource-r0/actual-node2/consistency", "consistent").unwrap();
         wait_replay(&mut node2, "r0", end).expect("replayed");
         // A position in another host's log does not count.
         node2.tree.set("resource-r0/replay-node2", "log-000000009-node2,0").unwrap();

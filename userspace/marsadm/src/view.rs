@@ -54,10 +54,45 @@ pub struct ResourceView {
     /// What a secondary's fetch is doing (`actual-HOST/fetch-state`): `starting`, `fetching`,
     /// `up-to-date`, or why it cannot go on (`needs-sync: ...`, `diverged: ...`, `damaged: ...`).
     pub fetch_state: Option<String>,
+    /// A secondary's sync as stored (`syncstatus-HOST`): `wanted`, or `DONE/TOTAL`, maybe with
+    /// ` full`.
+    pub sync_status: Option<String>,
+    /// A secondary's copy as it runs (`actual-HOST/sync`).
+    pub sync: Option<SyncProgress>,
+    /// What a secondary's data device may be claimed to be (`actual-HOST/consistency`):
+    /// `consistent`, or `inconsistent: ` and why.
+    pub consistency: Option<String>,
     /// What the kernel refuses or failed to do (`actual-HOST/error`); `None` when empty.
     pub error: Option<String>,
     /// `todo-global/delete-RES` is set: the resource is being deleted.
     pub deleting: bool,
+}
+
+/// A secondary's copy as mars.ko reports it (`actual-HOST/sync`: `DONE TOTAL RATE TRANSFERRED`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SyncProgress {
+    /// Bytes of the device compared or copied.
+    pub done: u64,
+    /// Bytes in all (the resource's size).
+    pub total: u64,
+    /// Bytes done per second lately.
+    pub rate: u64,
+    /// Block data received over the link since the copy brick started.
+    pub transferred: u64,
+}
+
+impl SyncProgress {
+    /// The progress in `value`; `None` if it is not four numbers.
+    pub fn parse(value: &str) -> Option<SyncProgress> {
+        let mut n = value.split(' ').map(|w| w.parse::<u64>().ok());
+        let p = SyncProgress { done: n.next()??, total: n.next()??, rate: n.next()??, transferred: n.next()?? };
+        (n.next().is_none() && p.done <= p.total).then_some(p)
+    }
+
+    /// Seconds left at the current rate, if it moves.
+    pub fn eta_secs(&self) -> Option<u64> {
+        (self.rate > 0).then(|| (self.total - self.done).div_ceil(self.rate))
+    }
 }
 
 /// Reads the state of resource `res` on `host` from `tree`.
@@ -92,6 +127,14 @@ pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceV
         replay: r.text(Key::ReplayPosition { resource: res, host })?.filter(|v| !v.is_empty()),
         fetch: r.text(status(Status::Fetch))?.filter(|v| !v.is_empty()),
         fetch_state: r.text(status(Status::FetchState))?.filter(|v| !v.is_empty()),
+        sync_status: r.text(Key::SyncStatus { resource: res, host })?.filter(|v| !v.is_empty()),
+        sync: match r.text(status(Status::Sync))?.filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => Some(SyncProgress::parse(&v).with_context(|| {
+                format!("resource-{res}/actual-{host}/sync holds {v:?}, expected DONE TOTAL RATE TRANSFERRED")
+            })?),
+        },
+        consistency: r.text(status(Status::Consistency))?.filter(|v| !v.is_empty()),
         error: r.text(status(Status::Error))?.filter(|e| !e.is_empty()),
         deleting: r.text(Key::GlobalRequest { item: &format!("delete-{res}") })?.as_deref() == Some("1"),
     })
@@ -268,6 +311,24 @@ impl fmt::Display for ResourceView {
         if self.replay.is_some() {
             writeln!(f, "  replay        {}", log_position(self.replay.as_deref()))?;
         }
+        if let Some(p) = &self.sync {
+            let percent = p.done.saturating_mul(100).checked_div(p.total).unwrap_or(100);
+            let running = match (p.done < p.total, p.eta_secs()) {
+                (false, _) => "complete".to_string(),
+                (true, Some(eta)) => format!("{}/s, {eta} s left", human_bytes(p.rate)),
+                (true, None) => "not moving".to_string(),
+            };
+            writeln!(
+                f,
+                "  sync          {} of {} ({percent}%), {running}; {} over the link",
+                human_bytes(p.done),
+                human_bytes(p.total),
+                human_bytes(p.transferred)
+            )?;
+        }
+        if let Some(c) = &self.consistency {
+            writeln!(f, "  consistency   {c}")?;
+        }
         // One cause per line.
         let mut causes = self.error.as_deref().unwrap_or("none").split(CAUSE_SEPARATOR);
         writeln!(f, "  error         {}", causes.next().unwrap_or("none"))?;
@@ -343,6 +404,9 @@ mod tests {
                 replay: None,
                 fetch: None,
                 fetch_state: None,
+                sync_status: None,
+                sync: None,
+                consistency: None,
                 error: None,
                 deleting: false,
             }
