@@ -69,7 +69,7 @@ refused "is the data device of resource r0" create-resource r1 /dev/vda
 # A request counter that does not parse (written by hand) asks for nothing and is reported.
 stamp=$(readlink /mars/resource-r0/size); stamp=${stamp#*|}
 ln -s "lots|$stamp" /mars/resource-r0/todo-node1/log-rotate
-wait_for "tree_value resource-r0/actual-node1/error | grep -q 'resource-r0/todo-node1/log-rotate holds \"lots\", not a counter: ignored'" 10
+wait_for "tree_value resource-r0/actual-node1/error | grep -q 'resource-r0/todo-node1/log-rotate holds \"lots\", not a number: ignored'" 10
 [ "$(ls /mars/resource-r0 | grep -c '^log-')" = 1 ] || fail "a malformed log-rotate counter rotated: $(ls /mars/resource-r0)"
 rm /mars/resource-r0/todo-node1/log-rotate
 wait_for '[ -z "$(tree_value resource-r0/actual-node1/error)" ]' 10

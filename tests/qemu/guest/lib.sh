@@ -109,3 +109,29 @@ form_cluster() {
 
 # Waits until this node's tree connection to node $1 is up (at most $2 seconds, default 60).
 wait_peer_up() { wait_for "peer_line node$1 | grep -q 'tree=up'" "${2:-60}"; }
+
+# Node 1: creates resource $1 on /dev/vda with $2 bytes and marks `resource`.
+create_primary() {
+  marsadm create-resource "$1" /dev/vda --size "$2"
+  mark resource
+}
+
+# Other nodes: waits for node 1's `resource` mark and the size key, joins $1 with /dev/vda as a
+# secondary and marks `joined`.
+join_secondary() {
+  wait_mark 1 240 resource
+  wait_for "[ -n \"\$(tree_value resource-$1/size)\" ]" 20
+  marsadm join-resource "$1" /dev/vda
+  mark joined
+}
+
+# The SHA-256 of the first $2 bytes (whole MiB) of device $1, read past the page cache.
+device_sha() { dd if="$1" bs=1M count=$(($2 >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1; }
+
+# Field $2 (1 done, 2 total, 3 rate, 4 transferred) of this node's copy status of resource $1.
+sync_field() { tree_value "resource-$1/actual-node$NODE/sync" | cut -d' ' -f"$2"; }
+
+# Waits up to $2 seconds until this secondary says its copy of resource $1 is consistent.
+wait_consistent() {
+  wait_for "[ \"\$(tree_value resource-$1/actual-node$NODE/consistency)\" = consistent ]" "$2"
+}

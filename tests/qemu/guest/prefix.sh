@@ -8,22 +8,21 @@ mount_mars
 form_cluster
 case $NODE in
 1)
-  marsadm create-resource r0 /dev/vda --size $SIZE
-  mark resource
+  create_primary r0 $SIZE
   wait_mark 2 240 joined
   t0=$(date +%s)
   $tool write /dev/mars/r0 $BLOCKS $WRITES
   echo "wrote $WRITES blocks in $(( $(date +%s) - t0 )) s"
   sleep 3
-  dd if=/dev/mars/r0 bs=1M count=$((SIZE >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1 >"$OUT/sha.1"
+  device_sha /dev/mars/r0 $SIZE >"$OUT/sha.1"
   mark written
   wait_mark 2 300 compared
   ;;
 2)
-  wait_mark 1 240 resource
-  wait_for "[ -n \"\$(tree_value resource-r0/size)\" ]" 20
-  marsadm join-resource r0 /dev/vda
-  mark joined
+  join_secondary r0
+  # A device being synced is no prefix of anything; checks begin once it is consistent.
+  marsadm wait-sync r0 --timeout 120
+  wait_consistent r0 120
   last=0 checks=0 during=0
   while [ $checks -lt 5 ]; do
     [ -e "$OUT/mark.written.1" ] || during=$((during + 1))
@@ -43,7 +42,7 @@ case $NODE in
   out=$($tool check /dev/vda $BLOCKS) || fail "after wait-replay: $out"
   echo "after wait-replay: $out"
   [ "$out" = "prefix of $WRITES writes" ] || fail "after wait-replay the device holds a $out, not all $WRITES"
-  sha=$(dd if=/dev/vda bs=1M count=$((SIZE >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1)
+  sha=$(device_sha /dev/vda $SIZE)
   [ "$sha" = "$(cat "$OUT/sha.1")" ] || fail "the secondary's data device differs from the primary's"
   mark compared
   ;;

@@ -7,8 +7,7 @@ mount_mars
 form_cluster
 case $NODE in
 1)
-  marsadm create-resource r0 /dev/vda --size $SIZE
-  mark resource
+  create_primary r0 $SIZE
   wait_mark 2 240 joined
   mkfs.ext4 -q /dev/mars/r0
   mkdir -p /tmp/r0
@@ -25,17 +24,14 @@ case $NODE in
   sleep 3
   end=$(tree_value resource-r0/actual-node1/log)
   echo "$end" >"$OUT/log-end"
-  dd if=/dev/mars/r0 bs=1M count=$((SIZE >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1 >"$OUT/sha.1"
+  device_sha /dev/mars/r0 $SIZE >"$OUT/sha.1"
   echo "primary: log ends at $end, data $(cat "$OUT/sha.1")"
   mark written
   wait_mark 2 300 compared
   [ "$(tree_value resource-r0/replay-node2)" = "$end" ] || fail "node1 sees node2's replay at $(tree_value resource-r0/replay-node2), not $end"
   ;;
 2)
-  wait_mark 1 240 resource
-  wait_for "[ -n \"\$(tree_value resource-r0/size)\" ]" 20
-  marsadm join-resource r0 /dev/vda
-  mark joined
+  join_secondary r0
   wait_for "[ -n \"\$(tree_value resource-r0/actual-node2/fetch-state)\" ]" 30
   [ ! -e /dev/mars/r0 ] || fail "/dev/mars/r0 exists on the secondary"
   wait_mark 1 300 written
@@ -48,7 +44,7 @@ case $NODE in
   [ "$(tree_value resource-r0/replay-node2)" = "$end" ] || fail "wait-replay returned at $(tree_value resource-r0/replay-node2), primary at $end"
   wait_for "[ \"\$(tree_value resource-r0/actual-node2/fetch-state)\" = up-to-date ]" 10
   [ "$(tree_value resource-r0/actual-node2/fetch)" = "$end" ] || fail "fetched $(tree_value resource-r0/actual-node2/fetch), primary at $end"
-  sha=$(dd if=/dev/vda bs=1M count=$((SIZE >> 20)) iflag=direct status=none | sha256sum | cut -d' ' -f1)
+  sha=$(device_sha /dev/vda $SIZE)
   echo "secondary: data $sha"
   [ "$sha" = "$(cat "$OUT/sha.1")" ] || fail "the secondary's data device differs from the primary's"
   [ ! -e /dev/mars/r0 ] || fail "/dev/mars/r0 exists on the secondary"
