@@ -26,10 +26,10 @@ use super::replay::replay;
 use super::sio::SioBrick;
 use crate::bricks::write_back::LogPos;
 use crate::kx::file::{KFile, OpenMode};
-use crate::kx::time::{monotonic_ms, monotonic_ns};
+use crate::kx::time::{monotonic_ms, monotonic_ns, real_time_nanos};
 use crate::kx::vfs::KPath;
 use crate::logfiles;
-use crate::mars_core::fetch::{next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
+use crate::mars_core::fetch::{behind, next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
 use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::peer_link::Failure;
 use crate::mars_core::pipeline::Pipeline;
@@ -108,6 +108,12 @@ pub(crate) struct FetchView {
     pub(crate) replay_paused: bool,
     /// What the device may be claimed to be.
     pub(crate) consistency: Consistency,
+    /// Bytes and logfiles of the primary's log (as last listed) replay has not reached.
+    pub(crate) behind: (u64, u32),
+    /// When (wall clock, seconds since the epoch) the primary was last listed at a moment whose
+    /// whole log replay then reached: the device holds every write logged before it. `None`
+    /// if that did not happen since the fetch started.
+    pub(crate) caught_up_s: Option<u64>,
 }
 
 /// What the strategy and status share with the client's thread.
@@ -184,6 +190,8 @@ impl LogFetch {
             bytes: 0,
             replay_paused: false,
             consistency: Consistency::SyncWanted,
+            behind: (0, 0),
+            caught_up_s: None,
         };
         Ok(try_pin_init!(LogFetch {
             resource: res,
@@ -505,6 +513,7 @@ impl Work for LogFetch {
         let mut own = self.own.lock();
         let own = &mut *own;
         let host = conn.status().host_str().ok_or(EINVAL).map_err(io)?;
+        let listed_at = real_time_nanos() / 1_000_000_000;
         let remote = self.list(conn, &mut own.rx)?;
         let mut local = self.local().map_err(io)?;
         let end = |l: Option<&LogFile>| l.map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.len });
@@ -585,7 +594,12 @@ impl Work for LogFetch {
             (None, None) if all_here && all_replayed && appended == 0 => FetchState::UpToDate,
             (None, None) => FetchState::Busy,
         };
+        let lag = behind(&remote, pos);
         let mut shared = self.shared.lock();
+        if lag.0 == 0 {
+            shared.view.caught_up_s = Some(listed_at);
+        }
+        shared.view.behind = lag;
         shared.view.replayed = pos;
         shared.view.state = state;
         shared.view.consistency = consistency(sync, mark, pos, own.restart_mark);

@@ -355,7 +355,12 @@ impl Strategy {
     /// member hold (a secondary's position in this host's log counts; `replay_position::others`).
     /// Logs the members that keep logfiles back.
     fn delete_logs(&self, res: &str, host: &str, r: &Resource) -> Result<(u32, bool)> {
-        let others = replay_position::others(res, host)?;
+        let mut others = replay_position::others(res, host)?;
+        // Members the administrator leaves behind (`marsadm log-delete --leave-behind`): their
+        // positions do not count; they need a sync once their logfiles are gone.
+        if let Some(left) = self.value(Switch::LeaveBehind.key(res, host))? {
+            others.retain(|(member, _)| !left.split(|&b| b == b',').any(|name| name == member.as_slice()));
+        }
         let mut positions = KVec::with_capacity(others.len(), GFP_KERNEL)?;
         for (_, p) in others.iter() {
             positions.push(LogPosition { seq: p.file, offset: p.offset }, GFP_KERNEL)?;
@@ -451,7 +456,13 @@ impl Strategy {
         }
         let mut fetched = TextBuf::new();
         let mut fetch_state = TextBuf::new();
+        let mut replay_lag = TextBuf::new();
         if let Some((f, origin)) = view.fetch {
+            let _ = write!(replay_lag, "{} {} ", f.behind.0, f.behind.1);
+            let _ = match f.caught_up_s {
+                Some(s) => write!(replay_lag, "{s}"),
+                None => write!(replay_lag, "-"),
+            };
             if f.fetched.seq > 0 {
                 if let Ok(name) = logfiles::name(f.fetched.seq, tree_store::text(origin)) {
                     let _ = write!(fetched, "{},{}", tree_store::text(&name), f.fetched.offset);
@@ -471,6 +482,7 @@ impl Strategy {
             (Status::FetchState, &fetch_state),
             (Status::Sync, &sync),
             (Status::Consistency, &consistency),
+            (Status::Lag, &replay_lag),
         ] {
             if view.fetch.is_some() || self.value(item.key(res, host))?.is_some() {
                 self.publish_status(res, host, item, value.as_str())?;

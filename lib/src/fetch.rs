@@ -147,6 +147,23 @@ pub fn past_closed(remote: &[LogFile], mut pos: LogPosition) -> LogPosition {
     pos
 }
 
+/// How far replay at `pos` is behind the primary's logfiles `remote` (as listed): the bytes not
+/// yet replayed and the logfiles after the one replay is in. Logfiles the primary no longer
+/// lists (deleted) are not counted.
+pub fn behind(remote: &[LogFile], pos: LogPosition) -> (u64, u32) {
+    let mut bytes = 0u64;
+    let mut files = 0u32;
+    for r in remote {
+        if r.seq == pos.seq {
+            bytes = bytes.saturating_add(r.len.saturating_sub(pos.offset));
+        } else if r.seq > pos.seq {
+            bytes = bytes.saturating_add(r.len);
+            files = files.saturating_add(1);
+        }
+    }
+    (bytes, files)
+}
+
 /// The logfiles of `logfiles` (ascending) that may be deleted: those that every member in
 /// `positions` has replayed past (its position lies in a later logfile), and never the newest,
 /// which the primary may still write. The caller leaves out the positions of members the
@@ -164,6 +181,19 @@ pub fn deletable(logfiles: &[u32], positions: &[LogPosition]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn behind_counts_the_bytes_and_logfiles_replay_lacks() {
+        let remote = [LogFile { seq: 3, len: 100 }, LogFile { seq: 4, len: 50 }, LogFile { seq: 6, len: 7 }];
+        assert_eq!(behind(&remote, LogPosition { seq: 3, offset: 40 }), (60 + 50 + 7, 2));
+        assert_eq!(behind(&remote, LogPosition { seq: 4, offset: 50 }), (7, 1));
+        assert_eq!(behind(&remote, LogPosition { seq: 6, offset: 7 }), (0, 0));
+        // Past what the primary listed (it was cut back, or listed before a rotation).
+        assert_eq!(behind(&remote, LogPosition { seq: 7, offset: 0 }), (0, 0));
+        // In a logfile the primary deleted already: everything listed is still to come.
+        assert_eq!(behind(&remote, LogPosition { seq: 1, offset: 9 }), (157, 3));
+        assert_eq!(behind(&[], LogPosition { seq: 1, offset: 0 }), (0, 0));
+    }
 
     const MIB: u32 = 1 << 20;
 

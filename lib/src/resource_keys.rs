@@ -33,6 +33,9 @@ pub enum Switch {
     /// `fetch-rate`: the most bytes per second of logfile data a fetch here may ask for, as
     /// digits; `0` or missing: no limit.
     FetchRate,
+    /// `leave-behind`: the members, separated by `,`, whose replay positions the next
+    /// log-delete request of the primary does not wait for (empty: it waits for every member).
+    LeaveBehind,
 }
 
 impl Switch {
@@ -47,6 +50,7 @@ impl Switch {
             Switch::Replay => "replay",
             Switch::SyncRate => "sync-rate",
             Switch::FetchRate => "fetch-rate",
+            Switch::LeaveBehind => "leave-behind",
         }
     }
 
@@ -91,6 +95,11 @@ pub enum Status {
     /// `consistency`: `consistent`, or `inconsistent: ` and why (docs/replication.md); empty
     /// unless following a primary.
     Consistency,
+    /// `lag`: `BYTES LOGFILES SINCE`: how much of the primary's log (as last listed) replay has
+    /// not reached, and since when (wall clock, seconds since the epoch) the device lacks
+    /// writes: the last listing whose whole log replay had reached, `-` if none since the fetch
+    /// started; empty unless following a primary.
+    Lag,
 }
 
 impl Status {
@@ -110,6 +119,7 @@ impl Status {
             Status::FetchState => "fetch-state",
             Status::Sync => "sync",
             Status::Consistency => "consistency",
+            Status::Lag => "lag",
         }
     }
 
@@ -148,6 +158,7 @@ mod tests {
             Status::FetchState,
             Status::Sync,
             Status::Consistency,
+            Status::Lag,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");
@@ -161,6 +172,7 @@ mod tests {
             Switch::Replay,
             Switch::SyncRate,
             Switch::FetchRate,
+            Switch::LeaveBehind,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use mars_core::lamport::Stamp;
 use mars_core::proto::Channel;
+use mars_core::resource_keys::Switch;
 use mars_core::session::SECRET_LEN;
 
 use crate::checks::{self, Target};
@@ -151,6 +152,10 @@ pub enum ResourceCommand {
     LogDelete {
         /// The resource.
         name: String,
+        /// A member whose replay position this delete does not wait for (it will need a sync);
+        /// may be given more than once.
+        #[arg(long, value_name = "HOST")]
+        leave_behind: Vec<String>,
     },
     /// Delete a resource that is down: its keys and logfiles go, its backing device stays.
     DeleteResource {
@@ -200,6 +205,20 @@ pub enum ResourceCommand {
     ResumeFetch {
         /// The resource.
         name: String,
+    },
+    /// Limit the block data this host's syncs of the resource fetch, in bytes per second.
+    SetSyncRate {
+        /// The resource.
+        name: String,
+        /// Bytes per second, with an optional binary suffix (`k`, `M`, `G`), or `0` / `unlimited`.
+        rate: String,
+    },
+    /// Limit the logfile data this host fetches for the resource, in bytes per second.
+    SetFetchRate {
+        /// The resource.
+        name: String,
+        /// Bytes per second, with an optional binary suffix (`k`, `M`, `G`), or `0` / `unlimited`.
+        rate: String,
     },
     /// Wait until this secondary's sync has copied the whole device.
     WaitSync {
@@ -406,7 +425,7 @@ fn resource_command(ctx: &mut Ctx, command: &ResourceCommand, mars_dir: &std::pa
         ResourceCommand::Up { resource } => resource::up(ctx, &Target::parse(resource)?)?,
         ResourceCommand::Down { resource } => resource::down(ctx, &Target::parse(resource)?)?,
         ResourceCommand::LogRotate { name } => resource::log_rotate(ctx, name)?.into(),
-        ResourceCommand::LogDelete { name } => resource::log_delete(ctx, name)?.into(),
+        ResourceCommand::LogDelete { name, leave_behind } => resource::log_delete(ctx, name, leave_behind)?.into(),
         ResourceCommand::DeleteResource { name } => resource::delete_resource(ctx, name)?.into(),
         ResourceCommand::WaitResource { resource } => resource::wait_resource(ctx, &Target::parse(resource)?)?,
         ResourceCommand::PauseReplay { name } => resource::set_replay(ctx, name, false)?.into(),
@@ -417,6 +436,8 @@ fn resource_command(ctx: &mut Ctx, command: &ResourceCommand, mars_dir: &std::pa
         ResourceCommand::PauseFetch { name } => resource::set_fetch(ctx, name, false)?.into(),
         ResourceCommand::ResumeFetch { name } => resource::set_fetch(ctx, name, true)?.into(),
         ResourceCommand::WaitSync { name } => resource::wait_sync(ctx, name)?.into(),
+        ResourceCommand::SetSyncRate { name, rate } => resource::set_rate(ctx, name, Switch::SyncRate, rate)?.into(),
+        ResourceCommand::SetFetchRate { name, rate } => resource::set_rate(ctx, name, Switch::FetchRate, rate)?.into(),
         ResourceCommand::WaitReplay { name } => {
             let me = ctx.host.clone();
             let secret = cluster::read_secret(&mars_dir.join(cluster::SECRET_FILE))?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use mars_core::resource_keys::{Status, Switch};
 use mars_core::sync::SyncStatus;
+use mars_core::token_bucket::{parse_rate, Rate};
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -485,13 +486,25 @@ pub fn log_rotate(ctx: &mut Ctx, name: &str) -> Result<Done> {
     Ok(done)
 }
 
-/// `marsadm log-delete NAME`: deletes the logfiles whose every record is on the data device.
-pub fn log_delete(ctx: &mut Ctx, name: &str) -> Result<Done> {
+/// `marsadm log-delete NAME [--leave-behind HOST]...`: deletes the logfiles whose every record
+/// is on the data device and, on the primary, that every member has replayed but those left
+/// behind (`todo-HOST/leave-behind`, written for each request).
+pub fn log_delete(ctx: &mut Ctx, name: &str, leave_behind: &[String]) -> Result<Done> {
     ctx.require_member()?;
     let res = ctx.local(name)?;
     if !ctx.is(res, Status::IsAttached)? {
         bail!("{res} is not attached on {}: run `marsadm up {res}` first", ctx.host);
     }
+    for member in leave_behind {
+        if *member == ctx.host {
+            bail!("log-delete: {member} is this host: only other members can be left behind");
+        }
+        if ctx.tree.value(&key(Key::DataDevice { resource: res, host: member })?)?.is_none() {
+            bail!("log-delete: {member} is not a member of {res} (no data-{member}): nothing to leave behind");
+        }
+    }
+    let host = ctx.host.clone();
+    ctx.set(Switch::LeaveBehind.key(res, &host), &leave_behind.join(","))?;
     let n = ctx.bump_counter(res, Switch::LogDelete, Status::LogDelete)?;
     ctx.wait(res, &[Goal::Counter { item: Status::LogDelete, at_least: n }])?;
     let left = ctx.tree.resource_contents(res)?.map_or(0, |c| c.logfiles);
@@ -617,6 +630,29 @@ pub fn set_fetch(ctx: &mut Ctx, name: &str, on: bool) -> Result<Done> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `marsadm set-sync-rate NAME RATE` / `set-fetch-rate NAME RATE`: the rate limit of this
+/// host's sync or fetch of the resource (`todo-HOST/sync-rate`, `fetch-rate`, in bytes per
+/// second; 0: none). Taken up by a running sync or fetch at the next strategy round. Allowed on
+/// the primary too: it applies once this host follows another.
+pub fn set_rate(ctx: &mut Ctx, name: &str, switch: Switch, rate: &str) -> Result<Done> {
+    let (command, what) = match switch {
+        Switch::SyncRate => ("set-sync-rate", "sync"),
+        Switch::FetchRate => ("set-fetch-rate", "fetch"),
+        other => bail!("{other:?} is not a rate switch"),
+    };
+    let Some(bytes) = parse_rate(rate) else {
+        bail!(
+            "{command}: {rate:?} is not a rate: give bytes per second as digits with an optional \
+             k, M or G (binary units), or 0 or unlimited for no limit"
+        );
+    };
+    ctx.require_member()?;
+    let res = ctx.local(name)?;
+    let host = ctx.host.clone();
+    ctx.set(switch.key(res, &host), &bytes.to_string())?;
+    ctx.done(command, res, format!("{res}: {what} rate on {host} limited to {}", Rate(bytes)))
 }
 
 /// `marsadm wait-sync NAME`: waits until this secondary's sync has copied the whole device
@@ -1025,6 +1061,39 @@ mod tests {
     }
 
     #[test]
+    fn log_delete_leaves_behind_only_other_members() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut node1, _kernel1, _node2) = primary_and_secondary(dir.path());
+        node1.tree.set("resource-r0/actual-node1/is-attached", "1").unwrap();
+        let e = log_delete(&mut node1, "r0", &["node3".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("node3 is not a member of r0"), "{e}");
+        let e = log_delete(&mut node1, "r0", &["node1".to_string()]).unwrap_err().to_string();
+        assert!(e.contains("node1 is this host"), "{e}");
+        assert_eq!(node1.tree.value("resource-r0/todo-node1/leave-behind").unwrap(), None);
+        // Accepted: the list goes with the request (the simulated kernel carries it out).
+        let _ = log_delete(&mut node1, "r0", &["node2".to_string()]);
+        assert_eq!(node1.tree.value("resource-r0/todo-node1/leave-behind").unwrap().as_deref(), Some("node2"));
+    }
+
+    #[test]
+    fn rate_limits_are_set_in_bytes_per_second() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_node1, _kernel1, mut node2) = primary_and_secondary(dir.path());
+        let done = set_rate(&mut node2, "r0", Switch::SyncRate, "10M").expect("set");
+        assert!(done.message.contains("r0: sync rate on node2 limited to 10 MiB/s"), "{}", done.message);
+        assert_eq!(node2.tree.value("resource-r0/todo-node2/sync-rate").unwrap().as_deref(), Some("10485760"));
+        set_rate(&mut node2, "r0", Switch::FetchRate, "unlimited").expect("set");
+        assert_eq!(node2.tree.value("resource-r0/todo-node2/fetch-rate").unwrap().as_deref(), Some("0"));
+        for bad in ["fast", "-1", "1.5M"] {
+            let e = set_rate(&mut node2, "r0", Switch::FetchRate, bad).unwrap_err().to_string();
+            assert!(e.contains("is not a rate"), "{e}");
+        }
+        assert_eq!(node2.tree.value("resource-r0/todo-node2/fetch-rate").unwrap().as_deref(), Some("0"));
+        let e = set_rate(&mut node2, "r9", Switch::SyncRate, "1M").unwrap_err().to_string();
+        assert!(e.contains("r9"), "{e}");
+    }
+
+    #[test]
     fn join_resource_checks_before_writing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut node1 = member(dir.path());
@@ -1090,7 +1159,7 @@ mod tests {
         assert_eq!(d.message, "r0: logfile rotated, now writing log-000000002-node1");
         log_rotate(&mut ctx, "r0").expect("rotates again");
         assert_eq!(value(&mut ctx, "resource-r0/todo-node1/log-rotate").as_deref(), Some("2"));
-        let d = log_delete(&mut ctx, "r0").expect("deletes logs");
+        let d = log_delete(&mut ctx, "r0", &[]).expect("deletes logs");
         assert_eq!(d.message, "r0: deleted the logfiles that are written back; 0 logfile(s) left");
         assert_eq!(value(&mut ctx, "resource-r0/actual-node1/log-delete").as_deref(), Some("1"));
 
@@ -1102,7 +1171,7 @@ mod tests {
         assert_eq!(value(&mut ctx, "resource-r0/todo-node1/attach").as_deref(), Some("0"));
         let e = primary(&mut ctx, "r0", false).unwrap_err();
         assert!(e.to_string().contains("r0 is down on node1: run `marsadm up r0` first"), "{e}");
-        let e = log_delete(&mut ctx, "r0").unwrap_err();
+        let e = log_delete(&mut ctx, "r0", &[]).unwrap_err();
         assert!(e.to_string().contains("is not attached on node1"), "{e}");
 
         let d = delete_resource(&mut ctx, "r0").expect("deletes");
@@ -1285,7 +1354,7 @@ mod tests {
             |c| up(c, &Target::One("nope".into())).map(drop),
             |c| down(c, &Target::One("nope".into())).map(drop),
             |c| log_rotate(c, "nope").map(drop),
-            |c| log_delete(c, "nope").map(drop),
+            |c| log_delete(c, "nope", &[]).map(drop),
             |c| delete_resource(c, "nope").map(drop),
         ];
         for cmd in unknown {

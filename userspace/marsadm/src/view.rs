@@ -4,6 +4,7 @@ use std::fmt;
 
 use anyhow::{bail, Context, Result};
 use mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
+use mars_core::token_bucket::Rate;
 use mars_core::tree::Key;
 use serde::Serialize;
 
@@ -62,6 +63,12 @@ pub struct ResourceView {
     /// What a secondary's data device may be claimed to be (`actual-HOST/consistency`):
     /// `consistent`, or `inconsistent: ` and why.
     pub consistency: Option<String>,
+    /// How far a secondary's replay is behind its primary's log (`actual-HOST/lag`).
+    pub lag: Option<ReplayLag>,
+    /// This host's sync rate limit in bytes per second, 0: none (`todo-HOST/sync-rate`).
+    pub sync_rate: u64,
+    /// This host's fetch rate limit in bytes per second, 0: none (`todo-HOST/fetch-rate`).
+    pub fetch_rate: u64,
     /// What the kernel refuses or failed to do (`actual-HOST/error`); `None` when empty.
     pub error: Option<String>,
     /// `todo-global/delete-RES` is set: the resource is being deleted.
@@ -79,6 +86,38 @@ pub struct SyncProgress {
     pub rate: u64,
     /// Block data received over the link since the copy brick started.
     pub transferred: u64,
+}
+
+/// How far a secondary's replay is behind (`actual-HOST/lag`: `BYTES LOGFILES SINCE`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplayLag {
+    /// Bytes of the primary's log (as last listed) not replayed here.
+    pub bytes: u64,
+    /// Logfiles of it after the one replay is in.
+    pub logfiles: u32,
+    /// Since when (seconds since the epoch) the device lacks writes of the primary: the last
+    /// listing of its log that replay had wholly reached; `None` if none since the fetch started.
+    pub since: Option<u64>,
+    /// Seconds behind: now minus `since` (0 when nothing is missing; `None` if unknown).
+    pub seconds: Option<u64>,
+}
+
+impl ReplayLag {
+    /// The lag in `value`, with `now` in seconds since the epoch; `None` if malformed.
+    pub fn parse(value: &str, now: u64) -> Option<ReplayLag> {
+        let mut w = value.split(' ');
+        let bytes = w.next()?.parse().ok()?;
+        let logfiles = w.next()?.parse().ok()?;
+        let since = match w.next()? {
+            "-" => None,
+            s => Some(s.parse().ok()?),
+        };
+        if w.next().is_some() {
+            return None;
+        }
+        let seconds = if bytes == 0 { Some(0) } else { since.map(|s: u64| now.saturating_sub(s)) };
+        Some(ReplayLag { bytes, logfiles, since, seconds })
+    }
 }
 
 impl SyncProgress {
@@ -135,6 +174,17 @@ pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceV
             })?),
         },
         consistency: r.text(status(Status::Consistency))?.filter(|v| !v.is_empty()),
+        lag: match r.text(status(Status::Lag))?.filter(|v| !v.is_empty()) {
+            None => None,
+            Some(v) => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                Some(ReplayLag::parse(&v, now).with_context(|| {
+                    format!("resource-{res}/actual-{host}/lag holds {v:?}, expected BYTES LOGFILES SINCE")
+                })?)
+            }
+        },
+        sync_rate: r.number(Switch::SyncRate.key(res, host))?.unwrap_or(0),
+        fetch_rate: r.number(Switch::FetchRate.key(res, host))?.unwrap_or(0),
         error: r.text(status(Status::Error))?.filter(|e| !e.is_empty()),
         deleting: r.text(Key::GlobalRequest { item: &format!("delete-{res}") })?.as_deref() == Some("1"),
     })
@@ -311,6 +361,23 @@ impl fmt::Display for ResourceView {
         if self.replay.is_some() {
             writeln!(f, "  replay        {}", log_position(self.replay.as_deref()))?;
         }
+        if let Some(l) = &self.lag {
+            let lag = match (l.bytes, l.seconds) {
+                (0, _) => "none: replay has reached the primary's log as last listed".to_string(),
+                (n, Some(s)) => {
+                    format!("{} not replayed, {} newer logfile(s), {s} s behind", human_bytes(n), l.logfiles)
+                }
+                (n, None) => format!(
+                    "{} not replayed, {} newer logfile(s), not caught up since the fetch started",
+                    human_bytes(n),
+                    l.logfiles
+                ),
+            };
+            writeln!(f, "  lag           {lag}")?;
+        }
+        if self.sync_rate != 0 || self.fetch_rate != 0 {
+            writeln!(f, "  rate limits   sync {}, fetch {}", Rate(self.sync_rate), Rate(self.fetch_rate))?;
+        }
         if let Some(p) = &self.sync {
             let percent = p.done.saturating_mul(100).checked_div(p.total).unwrap_or(100);
             let running = match (p.done < p.total, p.eta_secs()) {
@@ -407,6 +474,9 @@ mod tests {
                 sync_status: None,
                 sync: None,
                 consistency: None,
+                lag: None,
+                sync_rate: 0,
+                fetch_rate: 0,
                 error: None,
                 deleting: false,
             }
@@ -481,6 +551,46 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_secondary_shows_its_lag_and_rate_limits() {
+        assert_eq!(
+            ReplayLag::parse("3145728 2 1000", 1042),
+            Some(ReplayLag { bytes: 3 << 20, logfiles: 2, since: Some(1000), seconds: Some(42) })
+        );
+        assert_eq!(ReplayLag::parse("0 0 1000", 1042).and_then(|l| l.seconds), Some(0));
+        assert_eq!(ReplayLag::parse("5 0 -", 1042).map(|l| (l.since, l.seconds)), Some((None, None)));
+        for bad in ["", "1 2", "1 2 3 4", "x 0 -", "1 0 soon"] {
+            assert_eq!(ReplayLag::parse(bad, 0), None, "{bad:?}");
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut tree = primary_tree(dir.path());
+        tree.set("resource-r0/data-node2", "/dev/vdc").unwrap();
+        tree.set("resource-r0/actual-node2/lag", "3145728 2 -").unwrap();
+        tree.set("resource-r0/todo-node2/sync-rate", "10485760").unwrap();
+        let text = read_resource(&mut tree, "r0", "node2").expect("reads").to_string();
+        assert!(
+            text.contains(
+                "  lag           3 MiB (3145728 bytes) not replayed, 2 newer logfile(s), not caught up since the \
+                 fetch started
+  rate limits   sync 10 MiB/s, fetch unlimited
+"
+            ),
+            "{text}"
+        );
+        tree.set("resource-r0/actual-node2/lag", "0 0 1").unwrap();
+        let text = read_resource(&mut tree, "r0", "node2").expect("reads").to_string();
+        assert!(
+            text.contains(
+                "  lag           none: replay has reached the primary's log as last listed
+"
+            ),
+            "{text}"
+        );
+        tree.set("resource-r0/actual-node2/lag", "soon").unwrap();
+        let e = read_resource(&mut tree, "r0", "node2").unwrap_err();
+        assert!(format!("{e:#}").contains("resource-r0/actual-node2/lag holds \"soon\""), "{e:#}");
     }
 
     #[test]
