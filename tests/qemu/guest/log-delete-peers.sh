@@ -27,6 +27,11 @@ case $NODE in
   [ -e "/mars/resource-r0/${stands%%,*}" ] || fail "deleted ${stands%%,*}, which node2 still needs: $(logs)"
   [ "$(logs | wc -w)" -ge 4 ] || fail "deleted logfiles node2 still needs: $(logs)"
   dmesg | grep -q "keeping logfile $need and later for node2" || fail "no message about the logfiles kept for node2"
+  # The administrator leaves node2 behind: everything but the current logfile goes.
+  expect_fail marsadm log-delete r0 --leave-behind node9
+  marsadm log-delete r0 --leave-behind node2
+  echo "after log-delete leaving node2 behind: $(logs)"
+  [ "$(logs | wc -w)" -eq 1 ] || fail "log-delete --leave-behind node2 left $(logs)"
   sync; sleep 3
   device_sha /dev/mars/r0 $SIZE >"$OUT/sha.1"
   mark written
@@ -47,8 +52,16 @@ case $NODE in
   echo "paused at $(cat "$OUT/stands")"
   mark paused
   wait_mark 1 300 written
+  synced=$(tree_value resource-r0/syncstatus-node2)
   marsadm resume-fetch r0
+  # Its logfiles are gone on the primary: it shows needs-sync and fast-syncs.
+  wait_for "[ \"\$(tree_value resource-r0/syncstatus-node2)\" != '$synced' ]" 60
+  echo "left behind: sync $(tree_value resource-r0/syncstatus-node2), $(tree_value resource-r0/actual-node2/fetch-state)"
+  marsadm wait-sync r0 --timeout 240
   marsadm wait-replay r0 --timeout 240
+  moved=$(sync_field r0 4)
+  echo "fast sync after being left behind: $moved bytes crossed"
+  [ "$moved" -ge $((7 << 20)) ] && [ "$moved" -le $((12 << 20)) ] || fail "$moved bytes crossed for 7 changed MiB"
   [ "$(device_sha /dev/vda $SIZE)" = "$(cat "$OUT/sha.1")" ] || fail "the secondary's data device differs"
   # Copies replay is past are gone; the one replay stands in stays.
   wait_for "[ \"\$(logs | wc -w)\" -le 1 ]" 10
