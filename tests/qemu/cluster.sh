@@ -9,6 +9,8 @@ MARS_MB=${MARS_MB:-512}     # /dev/vdb in the guest: for the /mars filesystem
 EXTRA_MB=${EXTRA_MB:-0}     # /dev/vdc in the guest if not 0: a second data disk
 NODE_MEM=${NODE_MEM:-1G}
 NODE_CPUS=${NODE_CPUS:-1}
+# NODE_PIN=1: node k's QEMU runs on host CPU k-1 only (benchmarks: hosts that share no CPU).
+NODE_PIN=${NODE_PIN:-0}
 # VOLATILE=1: the disks get a volatile write cache (tests/qemu/volatile_disk.py) that a power
 # cut (node_kill) loses, except for each cached write's chance VOLATILE_KEEP of having reached
 # the disk. Otherwise they are image files that keep every write QEMU made.
@@ -129,7 +131,9 @@ node_start() {
   # --verbose sends the kernel console (the whole log, loglevel 7) to vng's stderr, that is into
   # nodeK.console.B as it is written, so a boot that is killed or panics leaves its log too.
   # udev in the guest runs only our one rule (tests/qemu/udev/README.md).
-  setsid vng --run "$KDIR" --disable-kvm --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
+  local pin=()
+  [ "$NODE_PIN" = 1 ] && pin=(taskset -c $(( (k - 1) % $(nproc) )))
+  setsid "${pin[@]}" vng --run "$KDIR" --disable-kvm --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
     --rwdir="$OUT" --rodir="/usr/lib/udev/rules.d=$MARS_ROOT/tests/qemu/udev" --append "panic=-1 oops=panic no_timer_check sysctl.kernel.hung_task_timeout_secs=30 $(guest_append)" \
     --qemu-opts="$(node_qemu_opts "$k")" \
     --exec "$MARS_ROOT/tests/qemu/guest/init.sh $OUT/node$k.env $*" \

@@ -49,8 +49,8 @@ case $NODE in
   mark synced
   wait_mark 1 120 cut
   link_down 1
-  wait_for "marsadm --json view r0 | jq -e '.members[] | select(.name == \"node1\") | .heartbeat_age_s >= 5'" 40
-  marsadm view r0 | grep node1
+  wait_for "marsadm --json view | jq -e '.members[] | select(.name == \"node1\") | .heartbeat_age_s >= 5'" 40
+  marsadm view | grep node1
   replay_cut=$(tree_value resource-r0/replay-node2)
   fetched >"$OUT/fetched-at-cut"
   echo "replay at the cut: $replay_cut; $(tree_value resource-r0/actual-node2/fetch-state)"

@@ -1,0 +1,195 @@
+# Guest side of scripts/bench-replication.sh (two nodes). node1 is the primary and runs every fio
+# job; node2 is MARS's secondary and DRBD's peer. Disks: /dev/vda MARS's data device, /dev/vdb
+# /mars, /dev/vdc the raw disk (and DRBD's backing disk). Results go to $OUT/raw.txt as lines
+# `ROUND CONFIG JOB VALUE UNIT`, extra measurements to $OUT/extra.txt.
+source "$MARS_ROOT/tests/qemu/guest/lib.sh"
+
+ROUNDS=$(cat "$OUT/rounds")
+SIZE=$((256 << 20))
+peer=$(( NODE == 1 ? 2 : 1 ))
+read -r iface _ <<<"$(link_of "$peer")"
+modprobe sch_netem
+modprobe sch_tbf
+
+# The link of this node: clean, lossy (anchors.md: 25 ms + 0.5% loss each way) or 100 Mbit/s.
+set_link() {
+  tc qdisc del dev "$iface" root 2>/dev/null || true
+  case $1 in
+    lossy) tc qdisc add dev "$iface" root netem delay 25ms loss 0.5% ;;
+    tbf) tc qdisc add dev "$iface" root tbf rate 100mbit burst 128kb latency 50ms ;;
+  esac
+}
+
+# The three jobs of anchors.md on device $1 for config $2 of round $3 (node1 only).
+jobs() {
+  local dev=$1 config=$2 round=$3 bw iops
+  bw=$(fio --name=seq --filename="$dev" --direct=1 --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
+    --size=$((128 << 20)) --time_based --runtime=10 --output-format=json | jq '.jobs[0].write.bw')
+  echo "$round $config seq1m $bw KB/s" >>"$OUT/raw.txt"
+  iops=$(fio --name=rand --filename="$dev" --direct=1 --rw=randwrite --bs=4k --iodepth=16 --ioengine=libaio \
+    --size=$((128 << 20)) --time_based --runtime=15 --output-format=json | jq '.jobs[0].write.iops | floor')
+  echo "$round $config rand4k-qd16 $iops IOPS" >>"$OUT/raw.txt"
+  iops=$(fio --name=qd1 --filename="$dev" --direct=1 --rw=randwrite --bs=4k --ioengine=psync \
+    --size=$((128 << 20)) --time_based --runtime=10 --output-format=json | jq '.jobs[0].write.iops | floor')
+  echo "$round $config rand4k-qd1 $iops IOPS" >>"$OUT/raw.txt"
+  tail -3 "$OUT/raw.txt"
+}
+
+# Busy and total jiffies of this node's CPUs (from /proc/stat).
+cpu_now() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat; }
+
+# Seconds between two `date +%s.%N` stamps.
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
+
+# node1: deletes every logfile but a new current one, leaving node2 behind (it syncs after).
+mars_trim() {
+  [ "$NODE" = 1 ] || return 0
+  marsadm log-rotate r0 >/dev/null
+  marsadm log-delete r0 --leave-behind node2 >/dev/null
+}
+
+# node2: fetches again and waits until it is in sync and replayed (a fast sync first if node1
+# left it behind), then pauses the fetch.
+mars_resync() {
+  local i state
+  marsadm resume-fetch r0 >/dev/null
+  for i in $(seq 1 300); do
+    [ "$(tree_value resource-r0/syncstatus-node2)" != "$SIZE/$SIZE" ] && break
+    state=$(tree_value resource-r0/actual-node2/fetch-state || true)
+    [ "$state" = up-to-date ] && break
+    sleep 0.2
+  done
+  marsadm wait-sync r0 --timeout 900 >/dev/null
+  marsadm wait-replay r0 --timeout 900 >/dev/null
+  marsadm pause-fetch r0 >/dev/null
+}
+
+drbd_conf() {
+  cat >/tmp/drbd.conf <<EOF
+resource r0 {
+  protocol $1;
+  disk { al-extents 3389; }
+  net { max-buffers 8000; max-epoch-size 8000; sndbuf-size 0; }
+  on node1 { device /dev/drbd0; disk /dev/vdc; address 10.78.0.1:7789; meta-disk internal; }
+  on node2 { device /dev/drbd0; disk /dev/vdc; address 10.78.0.2:7789; meta-disk internal; }
+}
+EOF
+}
+
+load_mars interval_ms=1000
+mount_mars
+form_cluster
+case $NODE in
+1) create_primary r0 $SIZE ;;
+2) join_secondary r0; marsadm wait-sync r0 --timeout 300; wait_consistent r0 120; marsadm pause-fetch r0 ;;
+esac
+barrier mars-ready 600
+
+for round in $(seq 1 "$ROUNDS"); do
+  # Alternating order: odd rounds MARS first, even rounds DRBD first.
+  if [ $((round % 2)) = 1 ]; then order="raw mars drbd"; else order="drbd raw mars"; fi
+  for part in $order; do
+    case $part in
+    raw)
+      barrier "raw-$round" 300
+      [ "$NODE" = 1 ] && jobs /dev/vdc raw "$round"
+      ;;
+    mars)
+      set_link clean
+      barrier "mars-alone-$round" 300
+      # node2's fetch is paused: no peer asks the primary for anything.
+      [ "$NODE" = 1 ] && jobs /dev/mars/r0 mars-alone "$round"
+      for link in clean lossy; do
+        set_link "$link"
+        [ "$NODE" = 2 ] && marsadm resume-fetch r0 >/dev/null
+        barrier "mars-$link-$round" 300
+        [ "$NODE" = 1 ] && { jobs /dev/mars/r0 "mars-$link" "$round"; mark "mars-$link-$round-done"; }
+        # node2 fetched while node1 wrote; it stops, node1 leaves it behind and trims.
+        if [ "$NODE" = 2 ]; then
+          wait_mark 1 600 "mars-$link-$round-done"
+          marsadm pause-fetch r0 >/dev/null
+        fi
+        barrier "mars-$link-$round-paused" 120
+        mars_trim
+        # Back in sync (a fast sync of what changed), on a clean link, fetch paused again.
+        set_link clean
+        [ "$NODE" = 2 ] && mars_resync
+        barrier "mars-$link-$round-resynced" 1200
+      done
+      ;;
+    drbd)
+      for proto in A C; do
+        for link in clean lossy; do
+          drbd_conf $proto
+          set_link clean
+          modprobe drbd
+          drbdadm -c /tmp/drbd.conf -- --force create-md r0 >/dev/null 2>&1 </dev/null
+          drbdadm -c /tmp/drbd.conf up r0
+          barrier "drbd-$proto-$link-$round-up" 120
+          wait_for "grep -q 'cs:Connected' /proc/drbd" 60
+          if [ "$NODE" = 1 ]; then
+            drbdadm -c /tmp/drbd.conf -- --clear-bitmap new-current-uuid r0
+            drbdadm -c /tmp/drbd.conf primary r0
+          fi
+          set_link "$link"
+          barrier "drbd-$proto-$link-$round-go" 120
+          [ "$NODE" = 1 ] && jobs /dev/drbd0 "drbd-$proto-$link" "$round"
+          barrier "drbd-$proto-$link-$round-done" 900
+          set_link clean
+          [ "$NODE" = 1 ] && drbdadm -c /tmp/drbd.conf secondary r0
+          drbdadm -c /tmp/drbd.conf down r0
+          barrier "drbd-$proto-$link-$round-down" 120
+          rmmod drbd
+        done
+      done
+      ;;
+    esac
+  done
+done
+
+# Catch-up on a 100 Mbit/s link: node2 paused while node1 writes 128 MiB, then resumed.
+set_link tbf
+[ "$NODE" = 2 ] && marsadm pause-fetch r0 >/dev/null
+barrier catchup-write 300
+if [ "$NODE" = 1 ]; then
+  fio --name=fill --filename=/dev/mars/r0 --direct=1 --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
+    --size=$((128 << 20)) --output-format=terse >/dev/null
+  sync; sleep 3
+  tree_value resource-r0/actual-node1/log >"$OUT/catchup-end"
+fi
+barrier catchup-go 300
+read -r b0 t0 <<<"$(cpu_now)"
+s0=$(date +%s.%N)
+if [ "$NODE" = 2 ]; then
+  from=$(tree_value resource-r0/replay-node2)
+  marsadm resume-fetch r0 >/dev/null
+  marsadm wait-replay r0 --timeout 900 >/dev/null
+  s1=$(date +%s.%N)
+  echo "catchup from $from to $(tree_value resource-r0/replay-node2)" >>"$OUT/extra.txt"
+  mark caught-up
+else
+  wait_mark 2 900 caught-up
+  s1=$(date +%s.%N)
+fi
+read -r b1 t1 <<<"$(cpu_now)"
+# USER_HZ is 100: busy jiffies / 100 are CPU seconds.
+echo "catchup node$NODE seconds=$(elapsed "$s0" "$s1") cpu_busy_jiffies=$((b1 - b0)) all_jiffies=$((t1 - t0))" >>"$OUT/extra.txt"
+barrier catchup-done 120
+
+# Fast sync of identical disks against a full sync, on the 100 Mbit/s link.
+for kind in fast full; do
+  if [ "$NODE" = 2 ]; then
+    s0=$(date +%s.%N)
+    if [ $kind = full ]; then marsadm invalidate --full r0 >/dev/null; else marsadm invalidate r0 >/dev/null; fi
+    wait_for "[ \"\$(tree_value resource-r0/syncstatus-node2)\" != \"$SIZE/$SIZE\" ]" 60
+    marsadm wait-sync r0 --timeout 900 >/dev/null
+    s1=$(date +%s.%N)
+    echo "sync-$kind seconds=$(elapsed "$s0" "$s1") transferred_total=$(sync_field r0 4)" >>"$OUT/extra.txt"
+    marsadm wait-replay r0 --timeout 600 >/dev/null
+  fi
+  barrier "sync-$kind" 1200
+done
+set_link clean
+barrier end 120
+unload_mars
+true
