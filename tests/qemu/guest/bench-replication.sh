@@ -21,7 +21,7 @@ set_link() {
 }
 
 # The three jobs of anchors.md on device $1 for config $2 of round $3 (node1 only).
-jobs() {
+fio_jobs() {
   local dev=$1 config=$2 round=$3 bw iops
   bw=$(fio --name=seq --filename="$dev" --direct=1 --rw=write --bs=1M --iodepth=8 --ioengine=libaio \
     --size=$((128 << 20)) --time_based --runtime=10 --output-format=json | jq '.jobs[0].write.bw')
@@ -92,18 +92,18 @@ for round in $(seq 1 "$ROUNDS"); do
     case $part in
     raw)
       barrier "raw-$round" 300
-      [ "$NODE" = 1 ] && jobs /dev/vdc raw "$round"
+      [ "$NODE" = 1 ] && fio_jobs /dev/vdc raw "$round"
       ;;
     mars)
       set_link clean
       barrier "mars-alone-$round" 300
       # node2's fetch is paused: no peer asks the primary for anything.
-      [ "$NODE" = 1 ] && jobs /dev/mars/r0 mars-alone "$round"
+      [ "$NODE" = 1 ] && fio_jobs /dev/mars/r0 mars-alone "$round"
       for link in clean lossy; do
         set_link "$link"
         [ "$NODE" = 2 ] && marsadm resume-fetch r0 >/dev/null
         barrier "mars-$link-$round" 300
-        [ "$NODE" = 1 ] && { jobs /dev/mars/r0 "mars-$link" "$round"; mark "mars-$link-$round-done"; }
+        [ "$NODE" = 1 ] && { fio_jobs /dev/mars/r0 "mars-$link" "$round"; mark "mars-$link-$round-done"; }
         # node2 fetched while node1 wrote; it stops, node1 leaves it behind and trims.
         if [ "$NODE" = 2 ]; then
           wait_mark 1 600 "mars-$link-$round-done"
@@ -123,7 +123,8 @@ for round in $(seq 1 "$ROUNDS"); do
           drbd_conf $proto
           set_link clean
           modprobe drbd
-          drbdadm -c /tmp/drbd.conf -- --force create-md r0 >/dev/null 2>&1 </dev/null
+          drbdadm -c /tmp/drbd.conf -- --force create-md r0 <<<$'yes\nyes' >/tmp/create-md.out 2>&1 \
+            || { cat /tmp/create-md.out; fail "drbdadm create-md"; }
           drbdadm -c /tmp/drbd.conf up r0
           barrier "drbd-$proto-$link-$round-up" 120
           wait_for "grep -q 'cs:Connected' /proc/drbd" 60
@@ -133,7 +134,7 @@ for round in $(seq 1 "$ROUNDS"); do
           fi
           set_link "$link"
           barrier "drbd-$proto-$link-$round-go" 120
-          [ "$NODE" = 1 ] && jobs /dev/drbd0 "drbd-$proto-$link" "$round"
+          [ "$NODE" = 1 ] && fio_jobs /dev/drbd0 "drbd-$proto-$link" "$round"
           barrier "drbd-$proto-$link-$round-done" 900
           set_link clean
           [ "$NODE" = 1 ] && drbdadm -c /tmp/drbd.conf secondary r0
@@ -179,12 +180,13 @@ barrier catchup-done 120
 # Fast sync of identical disks against a full sync, on the 100 Mbit/s link.
 for kind in fast full; do
   if [ "$NODE" = 2 ]; then
+    moved0=$(sync_field r0 4)
     s0=$(date +%s.%N)
     if [ $kind = full ]; then marsadm invalidate --full r0 >/dev/null; else marsadm invalidate r0 >/dev/null; fi
     wait_for "[ \"\$(tree_value resource-r0/syncstatus-node2)\" != \"$SIZE/$SIZE\" ]" 60
     marsadm wait-sync r0 --timeout 900 >/dev/null
     s1=$(date +%s.%N)
-    echo "sync-$kind seconds=$(elapsed "$s0" "$s1") transferred_total=$(sync_field r0 4)" >>"$OUT/extra.txt"
+    echo "sync-$kind seconds=$(elapsed "$s0" "$s1") transferred=$(( $(sync_field r0 4) - moved0 ))" >>"$OUT/extra.txt"
     marsadm wait-replay r0 --timeout 600 >/dev/null
   fi
   barrier "sync-$kind" 1200
