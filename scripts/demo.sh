@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The main job (README): sets the host up, builds the kernel (cached) and mars.ko, boots two VMs
 # linked over a QEMU socket link on 127.0.0.1. node1 creates a cluster and a resource; node2
-# joins the cluster over kernel TCP and the resource as a secondary; node1 mounts ext4 on
-# /dev/mars/r0 and writes a file; node2 fetches and replays node1's log, waits until it holds
+# has ext4 on /dev/mars/r0 with a file in it when node2 joins the cluster over kernel TCP and the
+# resource as a secondary: node2 syncs (the copy brick, fast: only blocks that differ) while
+# node1 writes a second file; node2 fetches and replays node1's log, waits until it holds
 # everything node1 logged, shows both hosts' views and checks its copy equal to node1's data;
-# then everything is taken down cleanly. (The initial sync of a secondary that joins later comes
-# with the copy brick, docs/status.md.)
+# then everything is taken down cleanly.
 source "$(dirname "$0")/common.sh"
 need_root
 

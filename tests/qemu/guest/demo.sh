@@ -9,12 +9,16 @@ if [ "$NODE" = 1 ]; then
   run marsadm create-cluster --ip 10.78.0.1
   cp /mars/.secret "$OUT/secret"
   run marsadm create-resource r0 /dev/vda --size $((SIZE_MB << 20))
-  mark created
-  wait_mark 2 240 joined
+  # Data before the secondary exists: it comes to node2 by a sync.
   run mkfs.ext4 -q /dev/mars/r0
   mkdir -p /tmp/r0
   run mount /dev/mars/r0 /tmp/r0
-  run dd if=/dev/urandom of=/tmp/r0/file bs=1M count=16 conv=fsync status=none
+  run dd if=/dev/urandom of=/tmp/r0/before-join bs=1M count=16 conv=fsync status=none
+  mark created
+  wait_mark 2 240 joined
+  # And data while node2 syncs: it comes by the log.
+  run dd if=/dev/urandom of=/tmp/r0/during-sync bs=1M count=8 conv=fsync status=none
+  run ls -l /tmp/r0
   run df -h /tmp/r0
   run umount /tmp/r0
   run marsadm view r0
@@ -30,6 +34,9 @@ else
   wait_for "[ -n \"\$(tree_value resource-r0/size)\" ]" 20
   run marsadm join-resource r0 /dev/vda
   mark joined
+  wait_for "[ -n \"\$(tree_value resource-r0/actual-node2/sync)\" ]" 60
+  run marsadm view r0
+  run marsadm wait-sync r0 --timeout 300
   wait_mark 1 300 written
   run marsadm wait-replay r0 --timeout 240
   run marsadm view all
