@@ -17,7 +17,7 @@ use super::brick::{self, Brick, Io};
 use crate::kx::iobuf::IoBuf;
 use crate::mars_core::proto::ErrorCode;
 use crate::mars_core::proto_msg::{Digests, LogEnd, Message, MAX_DATA};
-use crate::mars_core::sha256::sha256;
+use crate::kx::sha::sha256;
 use crate::mars_core::sync::BLOCK;
 use crate::status::ModuleStatus;
 use crate::wire::Wire;

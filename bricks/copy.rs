@@ -26,7 +26,7 @@ use crate::mars_core::pipeline::Pipeline;
 use crate::mars_core::proto::{Channel, MessageType};
 use crate::mars_core::proto_msg::{LogEnd, Message};
 use crate::mars_core::session;
-use crate::mars_core::sha256::sha256;
+use crate::kx::sha::sha256;
 use crate::mars_core::sync::{blocks, differing, next_window, SyncStatus, BLOCK, WINDOW_BLOCKS};
 use crate::mars_core::token_bucket::{TokenBucket, BURST};
 use crate::bricks::write_back::LogPos;

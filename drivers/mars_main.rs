@@ -95,6 +95,7 @@ impl kernel::Module for MarsModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         let settings = Settings::from_parameters()?;
         kx::crc::init()?;
+        kx::sha::init()?;
         let block = kx::disk::BlockLayer::init()?;
         let status = Arc::pin_init(status::ModuleStatus::new(settings), GFP_KERNEL)?;
         let proc = kx::proc::ProcDir::new(c"mars", c"status", status.clone())?;

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* C shims of mars.ko; see mars_shim.h. */
 
+#include <crypto/sha2.h>
 #include <linux/crc32.h>
 #include <linux/proc_fs.h>
 #include <linux/random.h>
@@ -35,6 +36,11 @@ ssize_t mars_host_name(char *buf, size_t size)
 u32 mars_crc32c(const void *p, size_t len)
 {
 	return ~crc32c(~0U, p, len);
+}
+
+void mars_sha256(const void *p, size_t len, u8 *out)
+{
+	sha256(p, len, out);
 }
 
 void mars_random_bytes(void *buf, size_t len)

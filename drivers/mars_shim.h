@@ -35,6 +35,10 @@ ssize_t mars_host_name(char *buf, size_t size);
  * kernel's crc32c(), which uses the CPU's CRC instructions where there are some. */
 u32 mars_crc32c(const void *p, size_t len);
 
+/* SHA-256 of LEN bytes at P into OUT (32 bytes), computed by the kernel's sha256() library
+ * function, which uses the CPU's SHA or vector instructions where there are some. */
+void mars_sha256(const void *p, size_t len, u8 *out);
+
 /*
  * Marks the calling task so that none of its allocations recurse into I/O, until
  * mars_noio_end(returned value): for the threads that MARS's own I/O waits on.

@@ -16,6 +16,7 @@ pub(crate) mod kthread;
 pub(crate) mod net;
 pub(crate) mod proc;
 pub(crate) mod random;
+pub(crate) mod sha;
 mod shim;
 pub(crate) mod time;
 pub(crate) mod vfs;

@@ -27,6 +27,8 @@ unsafe extern "C" {
     pub(crate) fn mars_host_name(buf: *mut c_char, size: usize) -> isize;
     /// CRC-32C of `len` bytes at `p` by the kernel's `crc32c()`.
     pub(crate) fn mars_crc32c(p: *const c_void, len: usize) -> u32;
+    /// SHA-256 of `len` bytes at `p` into the 32 bytes at `out`, by the kernel's `sha256()`.
+    pub(crate) fn mars_sha256(p: *const c_void, len: usize, out: *mut u8);
     /// Makes the calling task's allocations GFP_NOIO until `mars_noio_end`.
     pub(crate) fn mars_noio_begin() -> c_uint;
     /// Ends a `mars_noio_begin`.
