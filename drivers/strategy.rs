@@ -20,6 +20,7 @@ use crate::mars_core::fetch::LogPosition;
 use crate::mars_core::proto::Channel;
 use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
+use crate::mars_core::sync::Consistency;
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::peers::Peers;
 use crate::replay_position;
@@ -474,7 +475,12 @@ impl Strategy {
         let mut consistency = TextBuf::new();
         if let (Some(c), Some((f, _))) = (view.copy, view.fetch) {
             let _ = write!(sync, "{} {} {} {}", c.done, c.total, c.rate, c.transferred);
-            let _ = write!(consistency, "{}", f.consistency);
+            // The fetch judged from the stored progress; the copy's is newer.
+            let words = match f.consistency {
+                Consistency::Syncing { .. } if c.active => Consistency::Syncing { done: c.done, total: c.total },
+                other => other,
+            };
+            let _ = write!(consistency, "{words}");
         }
         // Only hosts that ever followed a primary have these keys.
         for (item, value) in [
