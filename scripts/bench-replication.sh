@@ -7,8 +7,9 @@
 #   fetching on the clean link and on the lossy one (netem 25 ms + 0.5% loss on both ends);
 #   DRBD protocol A and C on both links (meta-disk internal, initial sync skipped).
 # Jobs: seq write 1M qd8 (10 s), rand write 4k qd16 (15 s), rand write 4k qd1 psync (10 s).
-# Then on a tbf-shaped 100 Mbit/s link: the secondary's catch-up of 128 MiB (time, CPU of both
-# nodes per replicated MiB), and a fast sync of identical disks against a full sync.
+# Then on a tbf-shaped 100 Mbit/s link: one plain TCP connection as the reference, the
+# secondary's catch-up of 128 MiB (time, CPU of both nodes per replicated MiB), and a fast sync
+# of identical disks against a full sync.
 # Prints a markdown table of means with ratios and writes it, with the raw lines, to
 # $MARS_LOGS/bench-replication.md.
 #   scripts/bench-replication.sh            ROUNDS=2 by default

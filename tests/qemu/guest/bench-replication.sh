@@ -148,8 +148,21 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-# Catch-up on a 100 Mbit/s link: node2 paused while node1 writes 128 MiB, then resumed.
+# Catch-up on a 100 Mbit/s link: node2 paused while node1 writes 128 MiB, then resumed. First
+# the reference: one plain TCP connection from node1 to node2 over the same shaped link.
 set_link tbf
+if [ "$NODE" = 2 ]; then
+  python3 "$MARS_ROOT/tests/qemu/guest/peer_tool.py" sink 10.78.0.2 9999 &
+  sink=$!
+  mark sink
+  wait "$sink"
+else
+  wait_mark 2 60 sink
+  sleep 1
+  python3 "$MARS_ROOT/tests/qemu/guest/peer_tool.py" source 10.78.0.2 9999 $((128 << 20)) |
+    sed 's/^source:/tcp-reference on the tbf link:/' >>"$OUT/extra.txt"
+fi
+barrier tcp-reference 300
 [ "$NODE" = 2 ] && marsadm pause-fetch r0 >/dev/null
 barrier catchup-write 300
 if [ "$NODE" = 1 ]; then
