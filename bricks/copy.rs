@@ -10,8 +10,9 @@
 //! After each run the device is flushed and the new DONE stored durably, so a disconnect, crash
 //! or rmmod resumes there. Every reply carries where the primary's log ended after it read the
 //! blocks; the last one's becomes `syncpos-HOST`, the mark replay must pass before the device is
-//! consistent (it is stored before the status says the copy is complete). Replay does not run while a sync copies (the fetch holds it back),
-//! so nothing else writes the device meanwhile.
+//! consistent (it is stored before the status says the copy is complete). Replay does not run
+//! while a sync copies (the fetch holds it back), so nothing else writes the device meanwhile.
+//! A rate limit (`todo-HOST/sync-rate`) paces the block reads; the digests are not limited.
 
 use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
