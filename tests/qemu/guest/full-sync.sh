@@ -30,9 +30,10 @@ case $NODE in
   join_secondary r0
   wait_for "[ \"\$(sync_field r0 1)\" -ge $((48 << 20)) ] 2>/dev/null" 240
   stored=$(tree_value resource-r0/syncstatus-node2)
-  at=$(sync_field r0 1)
-  echo "reloading mars.ko mid-sync (stored: $stored, at $at of $SIZE)"
   unload_mars
+  # The copy goes on while the module unloads: its last published progress, read after.
+  at=$(sync_field r0 1)
+  echo "reloaded mars.ko mid-sync (stored: $stored, at $at of $SIZE)"
   resumed=${stored%%/*}
   [ "$resumed" -gt 0 ] || fail "no sync progress stored before the reload: $stored"
   load_mars interval_ms=1000
@@ -42,8 +43,9 @@ case $NODE in
   moved=$(sync_field r0 4)
   echo "transferred after the reload: $moved bytes; resumed at $resumed of $SIZE"
   [ "$moved" -le $((SIZE - resumed + (8 << 20))) ] || fail "the sync started over: $moved bytes after resuming at $resumed"
-  # Blocks copied after the last stored position compare equal the second time.
-  [ "$moved" -ge $((SIZE - at - (16 << 20))) ] || fail "only $moved bytes crossed for a blank disk resumed at $resumed"
+  # Blocks copied after the last stored position compare equal the second time; the published
+  # progress lags the copy by up to a strategy round (about 8 MiB here) and a window (8 MiB).
+  [ "$moved" -ge $((SIZE - at - (24 << 20))) ] || fail "only $moved bytes crossed for a blank disk resumed at $resumed"
   wait_mark 1 600 written
   marsadm wait-replay r0 --timeout 300 || fail "wait-replay: $(tree_value resource-r0/actual-node2/consistency)"
   [ "$(tree_value resource-r0/actual-node2/consistency)" = consistent ] || fail "not consistent after wait-replay"
