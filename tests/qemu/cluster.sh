@@ -210,6 +210,22 @@ cluster_run_all() {
   local n=$1 script=$2 k rc fail=0
   cluster_init "$n"
   for ((k = 1; k <= n; k++)); do node_start "$k" "$script" || return 1; done
+  # A node whose script failed ends the scenario at once: the others would only wait out their
+  # timeouts for its marks. It gets a few seconds to power down and leave its logs.
+  local running=1 failed_node=0
+  while [ "$running" = 1 ] && [ "$failed_node" = 0 ]; do
+    running=0
+    for ((k = 1; k <= n; k++)); do
+      if [ -f "$OUT/node$k.rc" ] && [ "$(cat "$OUT/node$k.rc")" != 0 ]; then failed_node=$k; fi
+      kill -0 "${NODE_PGID[k]}" 2>/dev/null && running=1
+    done
+    [ "$running" = 1 ] && sleep 1
+  done
+  if [ "$failed_node" != 0 ]; then
+    echo "node$failed_node failed: stopping the other nodes" >&2
+    sleep 5
+    for ((k = 1; k <= n; k++)); do [ -f "$OUT/node$k.rc" ] || node_kill "$k"; done
+  fi
   for ((k = 1; k <= n; k++)); do
     node_wait "$k"; rc=$?
     if [ "$rc" -ne 0 ]; then
