@@ -93,10 +93,7 @@ pub(crate) struct SyncCopy {
 impl SyncCopy {
     /// A copy of `resource` onto `dev`.
     pub(crate) fn new(resource: &[u8], primary: &[u8], dev: Arc<BioBrick>) -> Result<impl PinInit<SyncCopy, Error>> {
-        let mut res = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
-        res.extend_from_slice(resource, GFP_KERNEL)?;
-        let mut origin = KVec::with_capacity(primary.len(), GFP_KERNEL)?;
-        origin.extend_from_slice(primary, GFP_KERNEL)?;
+        let (res, origin) = (tree_store::owned(resource)?, tree_store::owned(primary)?);
         Ok(try_pin_init!(SyncCopy {
             resource: res,
             primary: origin,

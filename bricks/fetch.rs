@@ -176,10 +176,7 @@ impl LogFetch {
         dev: Arc<BioBrick>,
         size: u64,
     ) -> Result<impl PinInit<LogFetch, Error>> {
-        let mut res = KVec::with_capacity(resource.len(), GFP_KERNEL)?;
-        res.extend_from_slice(resource, GFP_KERNEL)?;
-        let mut origin = KVec::with_capacity(primary.len(), GFP_KERNEL)?;
-        origin.extend_from_slice(primary, GFP_KERNEL)?;
+        let (res, origin) = (tree_store::owned(resource)?, tree_store::owned(primary)?);
         let dir = KPath::join(&[ROOT, b"/resource-", resource])?;
         let start = LogPosition { seq: 0, offset: 0 };
         let view = FetchView {

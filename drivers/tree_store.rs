@@ -143,6 +143,13 @@ impl core::fmt::Write for TextBuf {
     }
 }
 
+/// A copy of `bytes` the caller owns (a name kept by a brick).
+pub(crate) fn owned(bytes: &[u8]) -> Result<KVec<u8>> {
+    let mut v = KVec::with_capacity(bytes.len(), GFP_KERNEL)?;
+    v.extend_from_slice(bytes, GFP_KERNEL)?;
+    Ok(v)
+}
+
 /// Bytes from the tree (names, paths: valid UTF-8 by validation) as text; `?` if they are not.
 pub(crate) fn text(bytes: &[u8]) -> &str {
     core::str::from_utf8(bytes).unwrap_or("?")
