@@ -32,7 +32,7 @@ for dev in /dev/vdc /dev/mars/r0; do
 done >"$out/results"
 GUEST
 log "running fio in a VM (about 3 minutes)"
-timeout --kill-after=10 900 vng --run "$KDIR" --disable-kvm --name node1 --cpus 2 --memory 1G --rwdir="$out" \
+timeout --kill-after=10 900 vng --run "$KDIR" --disable-kvm --force-9p --name node1 --cpus 2 --memory 1G --rwdir="$out" \
   --qemu-opts="-drive file=$out/data.img,if=virtio,format=raw,cache=none,aio=threads -drive file=$out/mars.img,if=virtio,format=raw,cache=none,aio=threads -drive file=$out/raw.img,if=virtio,format=raw,cache=none,aio=threads" \
   --exec "bash $out/bench.sh" </dev/null >"$out/console" 2>&1 || { tail -20 "$out/console"; die "benchmark VM failed"; }
 # terse v3 fields: 48 write bandwidth KiB/s, 49 write IOPS, 81 write total latency mean (usec)

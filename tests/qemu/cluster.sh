@@ -25,7 +25,7 @@ declare -a NODE_PGID=()
 declare -a NODE_BOOTS=()
 
 # First TCP port of this run's links: distinct per runner process so stale VMs never collide.
-PORT_BASE=$(( 20000 + ($$ % 2000) * 10 ))
+PORT_BASE=${MARS_PORT_BASE:-$(( 20000 + ($$ % 2000) * 10 ))}
 
 # The port of the link between nodes i < j.
 link_port() { echo $(( PORT_BASE + $1 * 4 + $2 )); }
@@ -130,10 +130,11 @@ node_start() {
   for ((p = 1; p < k; p++)); do wait_listening "$(link_port "$p" "$k")" || return 1; done
   # --verbose sends the kernel console (the whole log, loglevel 7) to vng's stderr, that is into
   # nodeK.console.B as it is written, so a boot that is killed or panics leaves its log too.
-  # udev in the guest runs only our one rule (tests/qemu/udev/README.md).
+  # udev in the guest runs only our one rule (tests/qemu/udev/README.md). --force-9p: without it
+  # vng first waits about 6 s for a virtiofsd this host does not have, then falls back to 9p.
   local pin=()
   [ "$NODE_PIN" = 1 ] && pin=(taskset -c $(( (k - 1) % $(nproc) )))
-  setsid "${pin[@]}" vng --run "$KDIR" --disable-kvm --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
+  setsid "${pin[@]}" vng --run "$KDIR" --disable-kvm --force-9p --verbose --name "node$k" --cpus "$NODE_CPUS" --memory "$NODE_MEM" \
     --rwdir="$OUT" --rodir="/usr/lib/udev/rules.d=$MARS_ROOT/tests/qemu/udev" --append "panic=-1 oops=panic no_timer_check sysctl.kernel.hung_task_timeout_secs=30 $(guest_append)" \
     --qemu-opts="$(node_qemu_opts "$k")" \
     --exec "$MARS_ROOT/tests/qemu/guest/init.sh $OUT/node$k.env $*" \

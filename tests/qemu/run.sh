@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the VM scenarios (all of tests/qemu/scenarios/*.sh, or those named) one after another and
-# ends with a line `N passed, N failed`. Each scenario has its own timeout (its `# timeout:`
-# header; doubled on the debug kernel) and its VMs are always killed, whatever happens. After it,
+# Runs the VM scenarios (all of tests/qemu/scenarios/*.sh, or those named), as many at a time as
+# the host's CPUs allow (see SLOTS), and ends with a line `N passed, N failed`. Each scenario has
+# its own timeout (its `# timeout:` header; doubled on the debug kernel) and its VMs are always killed, whatever happens. After it,
 # the kernel log of every boot it made (killed ones included) is scanned: a WARN, an oops, a
 # lockdep, KFENCE or kmemleak report or a hung task fails it even if its own checks passed.
 # Each scenario gets a seed (printed; $RANDOM and the guests draw from it): MARS_SEED=N replays
@@ -27,19 +27,29 @@ mkdir -p "$run_dir"
 ln -sfn "$run_dir" "$HERE/out/latest"
 passed=0; failed=0; suite_start=$(date +%s)
 
-for name in "${names[@]}"; do
-  scenario="$HERE/scenarios/$name.sh"
-  [ -f "$scenario" ] || { echo "FAIL $name: no such scenario ($scenario)"; failed=$((failed + 1)); continue; }
+# Scenarios share the host's CPUs: one VM per CPU (MARS_VM_SLOTS, default: all of them). A
+# scenario takes one slot per VM it boots, at most all of them, so on this 2-CPU host two
+# single-VM scenarios run side by side and every multi-VM one runs alone (their checks of rates
+# and rounds assume the host is theirs). The VM count is read from the scenario's
+# `cluster_run_all N` / `cluster_init N`.
+SLOTS=${MARS_VM_SLOTS:-$(nproc)}
+scenario_vms() { grep -oE '^[^#]*cluster_(run_all|init) [0-9]+' "$1" | grep -oE '[0-9]+$' | head -1; }
+# TCP ports of each scenario's links: 20 per scenario, distinct within this run and (by the
+# runner's pid) unlikely to meet a stale VM of another run; all below the ephemeral range.
+port_base() { echo $(( 20000 + ($$ % 20) * 600 + $1 * 20 )); }
+
+# Runs scenario NAME (index IDX) to its end and writes "rc secs limit seed" to its result file.
+run_scenario() {
+  local name=$1 idx=$2 scenario="$HERE/scenarios/$1.sh" out="$run_dir/$1" limit seed start rc
   limit=$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario")
-  [ -n "$limit" ] || die "$scenario has no '# timeout: SECONDS' header"
   # The debug kernel (lockdep, KFENCE, SLUB debugging) runs 2-4x slower under TCG.
   [ "${MARS_KERNEL_VARIANT:-default}" != default ] && limit=$((limit * 2))
-  out="$run_dir/$name"; mkdir -p "$out"
   seed=${MARS_SEED:-$(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 ))}
   echo "seed $seed (replay: MARS_SEED=$seed tests/qemu/run.sh $name)" >"$out/scenario.log"
   start=$(date +%s)
   set +e
-  OUT="$out" SCENARIO="$scenario" SEED="$seed" timeout --kill-after=20 "$limit" bash -c '
+  OUT="$out" SCENARIO="$scenario" SEED="$seed" MARS_PORT_BASE="$(port_base "$idx")" \
+    timeout --kill-after=20 "$limit" bash -c '
     set -u
     RANDOM=$SEED
     source "$MARS_ROOT/tests/qemu/cluster.sh"
@@ -50,13 +60,20 @@ for name in "${names[@]}"; do
   rc=$?
   set -e
   # Belt and braces: no VM of this scenario survives it, even after a hard timeout.
+  local f
   for f in "$out"/*.pgid.*; do [ -f "$f" ] && { kill -KILL -- "-$(cat "$f")" 2>/dev/null || true; }; done
-  secs=$(( $(date +%s) - start ))
   # Every boot's kernel log; logs a scenario provoked on purpose are under expected/, not here.
   if ! kernel_logs_trouble "$out"/node*.console.* "$out"/node*.dmesg "$out"/node*.kmemleak \
       2>>"$out/scenario.log"; then
     [ "$rc" -ne 0 ] || rc=125
   fi
+  echo "$rc $(( $(date +%s) - start )) $limit $seed" >"$out/result"
+}
+
+# Prints the PASS or FAIL line of a finished scenario and counts it.
+report() {
+  local name=$1 out="$run_dir/$1" rc secs limit seed reason
+  read -r rc secs limit seed <"$out/result" || { rc=255; secs=0; limit=0; seed=?; }
   if [ "$rc" -eq 0 ]; then
     echo "PASS $name (${secs}s)"; passed=$((passed + 1))
   else
@@ -67,6 +84,40 @@ for name in "${names[@]}"; do
     failed=$((failed + 1))
   fi
   echo "$name $rc ${secs}s" >>"$run_dir/summary"
+}
+
+# Longest first (by timeout), so the long single-VM ones overlap the short ones.
+pending=()
+for name in "${names[@]}"; do
+  scenario="$HERE/scenarios/$name.sh"
+  [ -f "$scenario" ] || { echo "FAIL $name: no such scenario ($scenario)"; failed=$((failed + 1)); continue; }
+  grep -qE '^# timeout: *[0-9]+' "$scenario" || die "$scenario has no '# timeout: SECONDS' header"
+  pending+=("$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario") $name")
+done
+mapfile -t pending < <(printf '%s\n' "${pending[@]}" | sort -k1,1nr -k2 | awk 'NF {print $2}')
+
+declare -A job_name=() job_need=()
+free=$SLOTS; idx=0
+while [ "${#pending[@]}" -gt 0 ] || [ "${#job_name[@]}" -gt 0 ]; do
+  started=0
+  for i in "${!pending[@]}"; do
+    name=${pending[$i]}
+    vms=$(scenario_vms "$HERE/scenarios/$name.sh"); vms=${vms:-1}
+    need=$(( vms < SLOTS ? vms : SLOTS ))
+    [ "$need" -le "$free" ] || continue
+    mkdir -p "$run_dir/$name"
+    run_scenario "$name" "$idx" &
+    job_name[$!]=$name; job_need[$!]=$need
+    free=$((free - need)); idx=$((idx + 1)); started=1
+    unset 'pending[i]'
+    break
+  done
+  pending=("${pending[@]}")
+  [ "$started" = 1 ] && continue
+  wait -n -p done_pid "${!job_name[@]}" || true
+  report "${job_name[$done_pid]}"
+  free=$((free + job_need[$done_pid]))
+  unset "job_name[$done_pid]" "job_need[$done_pid]"
 done
 
 echo "VM suite took $(( $(date +%s) - suite_start ))s; results in $run_dir"
