@@ -2,15 +2,19 @@
 source "$MARS_ROOT/tests/qemu/guest/lib.sh"
 
 SIZE=$((96 << 20))
-JOB=$((48 << 20))
+JOB=$((24 << 20))
 load_mars interval_ms=1000
 mount_mars
 peer=$(( NODE == 1 ? 2 : 1 ))
 read -r iface _ <<<"$(link_of "$peer")"
 modprobe sch_netem
-tc qdisc replace dev "$iface" root netem delay 25ms loss 0.5%
 form_cluster
-echo "link to node$peer: $(ping -c 5 -q 10.78.0.$peer | tail -1)"
+
+# This end of the link gets 25 ms delay and 0.5 % loss.
+make_lossy() {
+  tc qdisc replace dev "$iface" root netem delay 25ms loss 0.5%
+  echo "link to node$peer: $(ping -c 3 -i 0.2 -q 10.78.0.$peer | tail -1)"
+}
 
 # Writes $JOB bytes sequentially (1 MiB, queue depth 8) from offset $1 of /dev/mars/r0; prints
 # the bandwidth in KiB/s.
@@ -29,6 +33,7 @@ case $NODE in
   echo "primary alone: $alone KiB/s"
   mark resource
   wait_mark 2 600 synced
+  make_lossy
   with=$(write_job $JOB)
   echo "primary with a secondary fetching over the lossy link: $with KiB/s (alone: $alone KiB/s)"
   [ $((with * 2)) -ge "$alone" ] || fail "the primary slowed down with a peer: $with KiB/s, $alone KiB/s alone"
@@ -45,6 +50,7 @@ case $NODE in
   marsadm wait-sync r0 --timeout 400 || fail "wait-sync: $(tree_value resource-r0/syncstatus-node2)"
   echo "synced $(( $(date +%s) - t0 )) s after the join; $(sync_field r0 4) bytes crossed the link"
   wait_consistent r0 120
+  make_lossy
   marsadm set-fetch-rate r0 1M
   mark synced
   # While node1 writes: at most 1 MiB/s (plus the 2 MiB burst and a piece in flight) for 10 s.
