@@ -1,7 +1,7 @@
 # Guest side of scenarios/fast-sync.sh (two nodes).
 source "$MARS_ROOT/tests/qemu/guest/lib.sh"
 
-SIZE=$((128 << 20))
+SIZE=$((64 << 20))
 load_mars interval_ms=1000
 mount_mars
 form_cluster

@@ -35,14 +35,21 @@ mount_mars() {
   mount /dev/vdb /mars
 }
 
-# Waits up to $2 seconds (default 10) until the command string $1 succeeds.
+# A sleep of $1 seconds without a process. Under TCG every fork and exec costs the guest
+# milliseconds of CPU (which the other VMs on the host share), and the waits below poll several
+# times a second: `read` on a pipe this shell holds both ends of never gets data, so it returns
+# after its timeout.
+exec {NAP_FD}<> <(:)
+nap() { read -r -t "$1" -u "$NAP_FD" _ || true; }
+
+# Waits up to $2 seconds (default 10, by the clock) until the command string $1 succeeds.
 wait_for() {
-  local cmd=$1 limit=${2:-10} t
-  for ((t = 0; t < limit * 10; t++)); do
-    if eval "$cmd" >/dev/null 2>&1; then return 0; fi
-    sleep 0.1
+  local cmd=$1 limit=${2:-10} end
+  end=$((EPOCHSECONDS + limit + 1))
+  until eval "$cmd" >/dev/null 2>&1; do
+    [ "$EPOCHSECONDS" -lt "$end" ] || fail "timed out after ${limit}s waiting for: $cmd"
+    nap 0.2
   done
-  fail "timed out after ${limit}s waiting for: $cmd"
 }
 
 # Prints the value part of the tree entry KEY (the symlink /mars/KEY), without its stamp.

@@ -3,5 +3,5 @@
 # than 5% of the device crosses the link), and the devices end equal. `invalidate` syncs again
 # (fast: almost nothing crosses), `invalidate --full` copies every block; equal after each.
 # timeout: 900
-DATA_MB=160 MARS_MB=384
+DATA_MB=96 MARS_MB=384
 cluster_run_all 2 fast-sync.sh
