@@ -275,6 +275,11 @@ impl<W: Work> Client<W> {
         &self.work
     }
 
+    /// The module's status the client reports to.
+    pub(crate) fn status(&self) -> &ModuleStatus {
+        &self.status
+    }
+
     /// Makes the work due: it runs as soon as the connection is up.
     pub(crate) fn wake(&self) {
         self.shared.lock().kicked = true;

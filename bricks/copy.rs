@@ -18,7 +18,8 @@ use kernel::prelude::*;
 use kernel::sync::{Arc, Mutex};
 
 use super::bio::BioBrick;
-use super::brick::{self, Brick, Io};
+use super::block_source::digest_blocks;
+use super::brick::{self, Io};
 use super::client::{Conn, ErrorWords, Failed, Next, Work};
 use crate::kx::iobuf::IoBuf;
 use crate::kx::time::{monotonic_ms, monotonic_ns};
@@ -27,7 +28,6 @@ use crate::mars_core::pipeline::Pipeline;
 use crate::mars_core::proto::{Channel, MessageType};
 use crate::mars_core::proto_msg::{LogEnd, Message};
 use crate::mars_core::session;
-use crate::kx::sha::sha256;
 use crate::mars_core::sync::{blocks, differing, next_window, SyncStatus, BLOCK, WINDOW_BLOCKS};
 use crate::mars_core::token_bucket::{TokenBucket, BURST};
 use crate::bricks::write_back::LogPos;
@@ -159,18 +159,13 @@ impl SyncCopy {
             session::send(&mut wire, &request, id, &mut scratch).map_err(|e| Failed::session(&e))?;
             conn.sent();
             // The primary reads and hashes its blocks while this host does the same.
-            let bytes = whole * BLOCK as usize;
-            brick::batch(|b| {
-                for ((at, _), into) in blocks(pos, len).take(whole).zip(own.local.chunks_mut(BLOCK as usize)) {
-                    self.dev.submit(b, Io::Read { pos: at, into })?;
+            digest_blocks(&self.dev, pos, BLOCK as usize, whole, &mut own.local, |i, d| {
+                if let Some(slot) = local.get_mut(i) {
+                    *slot = d;
                 }
                 Ok(())
             })
             .map_err(io)?;
-            for (i, digest) in local.iter_mut().take(whole).enumerate() {
-                let from = i * BLOCK as usize;
-                *digest = sha256(own.local.get(from..(from + BLOCK as usize).min(bytes)).unwrap_or(&[]));
-            }
             let (header, message) = session::recv(&mut wire, &mut own.rx, |k| k == MessageType::Checksums)
                 .map_err(|e| Failed::session(&e))?;
             conn.received();

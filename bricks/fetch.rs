@@ -2,13 +2,17 @@
 
 //! The replication channel's work of a client brick: a secondary following its primary's log.
 //!
-//! Each run lists the primary's logfiles of the resource, asks for what the local copies lack
-//! ([`next_fetch`]) with up to [`PIPELINE`] requests in flight, appends every reply at the local
-//! copy's length only (so a copy is always a prefix of the primary's logfile and a fetch resumes
-//! at that length after any interruption), makes the copies durable, then replays them onto the
-//! data device in log order ([`next_replay`]) and stores where replay stands
-//! (`replay-HOST`, `replay_position.rs`). Replay applies only whole records with good checksums;
-//! a copy whose record does not check is cut back to its last good record and fetched again.
+//! Two threads share it. The client's thread fetches: each run lists the primary's logfiles of
+//! the resource, asks for what the local copies lack ([`next_fetch`]) with up to [`PIPELINE`]
+//! requests in flight, appends every reply at the local copy's length only (so a copy is always
+//! a prefix of the primary's logfile and a fetch resumes at that length after any interruption),
+//! and every [`PUBLISH_BYTES`] makes the copy durable and hands its new length to the replay
+//! thread ([`Replayer`]). That one replays the durable part of the copies onto the data device
+//! in log order ([`next_replay`]) while the fetch goes on, and stores where replay stands
+//! (`replay-HOST`, `replay_position.rs`). So the link and the data device work at the same
+//! time, and catch-up runs at the slower of the two, not at their serial sum. Replay applies
+//! only whole records with good checksums; a copy whose record does not check is cut back (by
+//! the fetch thread, which alone writes the copies) to its last good record and fetched again.
 //! The primary never waits for any of it: it only answers requests.
 //!
 //! It also begins a secondary's sync (`copy.rs` copies): when `syncstatus-HOST` asks for one,
@@ -18,17 +22,19 @@
 //! `syncpos-HOST`, `sync_record.rs`).
 
 use kernel::prelude::*;
-use kernel::sync::{Arc, Mutex};
+use kernel::sync::{Arc, CondVar, Mutex};
 
 use super::bio::BioBrick;
-use super::client::{Conn, ErrorWords, Failed, Next, Work};
+use super::client::{Client, Conn, ErrorWords, Failed, Next, Work};
 use super::replay::replay;
 use super::sio::SioBrick;
 use crate::bricks::write_back::LogPos;
 use crate::kx::file::{KFile, OpenMode};
+use crate::kx::kthread::Rounds;
 use crate::kx::time::{monotonic_ms, monotonic_ns, real_time_nanos};
 use crate::kx::vfs::KPath;
 use crate::logfiles;
+use crate::mars_core::errno::describe;
 use crate::mars_core::fetch::{behind, next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
 use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::peer_link::Failure;
@@ -47,8 +53,12 @@ use crate::tree_store::{self, TextBuf, ROOT};
 pub(crate) const PIPELINE: usize = 8;
 /// Bytes one log-fetch asks for.
 const PIECE: u32 = 1 << 20;
-/// Bytes fetched before a run stops to replay them (and lists again).
+/// Bytes fetched before a run lists again.
 const RUN_BYTES: u64 = 32 << 20;
+/// Bytes appended to a copy before it is made durable and handed to replay.
+const PUBLISH_BYTES: u64 = 4 << 20;
+/// How long the replay thread sleeps when nothing new is durable (a fetch wakes it earlier).
+const REPLAY_IDLE_MS: u32 = 1000;
 /// How often an up-to-date secondary asks its primary for more.
 const POLL_MS: u64 = 1000;
 
@@ -116,7 +126,7 @@ pub(crate) struct FetchView {
     pub(crate) caught_up_s: Option<u64>,
 }
 
-/// What the strategy and status share with the client's thread.
+/// What the strategy, status, the fetch thread and the replay thread share.
 struct Shared {
     view: FetchView,
     /// Whether replay is switched on (`todo-HOST/replay`).
@@ -125,31 +135,98 @@ struct Shared {
     sync_on: bool,
     /// The rate limit of log-fetch requests (`todo-HOST/fetch-rate`).
     limit: TokenBucket,
+    /// Replay may run: switched on, the copy complete, the log not forked (set by the fetch).
+    gate: bool,
+    /// The copies and how much of each is durable: what replay may read (set by the fetch).
+    durable: KVec<LogFile>,
+    /// Bumped whenever `durable` or `gate` changes: the replay thread compares it with what it
+    /// last worked from.
+    generation: u64,
+    /// The primary's logfiles as last listed, and when (seconds since the epoch).
+    remote: KVec<LogFile>,
+    listed_at: u64,
+    /// The stored sync status and mark, as the fetch last read them.
+    sync: Option<SyncStatus>,
+    mark: Option<LogPosition>,
+    /// The end of the local copies when this fetch started, if replay had not reached it: a
+    /// replay cut by a crash may have left any mix of the records up to there on the device.
+    restart_mark: Option<LogPosition>,
+    /// Why the log cannot be followed further, as the last fetch found.
+    problem: Option<FetchState>,
+    /// Where a record failed its checksum again after the cut: the primary's logfile is
+    /// damaged there, replay does not go past it.
+    damaged: Option<LogPosition>,
+    /// The last fetch found nothing to fetch.
+    fetch_idle: bool,
+    /// Replay has gone as far as the durable copies let it, and nothing new came since.
+    replay_idle: bool,
+    /// A replay is running now.
+    replaying: bool,
+    /// Where replay found a record that does not check: the fetch thread cuts the copy back to
+    /// there before it appends again.
+    cut_request: Option<LogPosition>,
+    /// The replay thread is being stopped.
+    stopping: bool,
+}
+
+impl Shared {
+    /// Derives the view's state, lag and consistency from what the two threads last set.
+    fn refresh(&mut self) {
+        let pos = self.view.replayed;
+        if self.restart_mark.is_some_and(|m| pos >= m) {
+            self.restart_mark = None;
+        }
+        let lag = behind(&self.remote, pos);
+        if lag.0 == 0 && self.listed_at != 0 {
+            self.view.caught_up_s = Some(self.listed_at);
+        }
+        self.view.behind = lag;
+        let replayed_all = !self.replay_on || self.replay_idle;
+        self.view.state = match (self.problem, self.damaged) {
+            (Some(problem), _) => problem,
+            (None, Some(at)) => FetchState::Damaged(at),
+            (None, None) if self.fetch_idle && replayed_all => FetchState::UpToDate,
+            (None, None) => FetchState::Busy,
+        };
+        self.view.consistency = consistency(self.sync, self.mark, pos, self.restart_mark);
+        // Paused once no replay runs with the switch off.
+        self.view.replay_paused = !self.replay_on && !self.replaying;
+    }
+
+    /// Something new for replay: wake it (the caller notifies the condition variable).
+    fn bump(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
+        self.replay_idle = false;
+    }
 }
 
 /// The local copy being appended to.
 struct Copy {
     seq: u32,
     file: KFile,
+    /// Bytes appended since it was last made durable.
+    unsynced: u64,
 }
 
-/// What only the client's thread uses.
+/// What only the fetch thread uses.
 struct Own {
     /// Receive buffer for log-data frames (allocated at the first connection).
     rx: KVVec<u8>,
-    /// Where replay stands (loaded from the tree at the first run).
-    replayed: Option<LogPosition>,
+}
+
+/// What the replay thread uses (and the fetch thread, to set where replay starts).
+struct ReplayState {
+    /// Where replay stands (loaded from the tree at the first fetch run).
+    pos: Option<LogPosition>,
+    /// The `Shared::generation` the last replay worked from.
+    seen: u64,
     /// A replay that stopped short of the copy's end, and the copy's length then: not tried
     /// again until the copy grew.
     stuck: Option<(LogPosition, u64)>,
     /// Where a record that failed its checksum made the copy be cut back, once.
     cut: Option<LogPosition>,
-    /// Where a record failed its checksum again after the cut: the primary's logfile is
-    /// damaged there, replay does not go past it.
-    damaged: Option<LogPosition>,
-    /// The end of the local copies when this fetch started, if replay had not reached it: a
-    /// replay cut by a crash may have left any mix of the records up to there on the device.
-    restart_mark: Option<LogPosition>,
+    /// The last replay error, reported once until replay works again.
+    failed: bool,
 }
 
 /// Following the log of `primary` for `resource` into this host's copies and data device.
@@ -161,11 +238,19 @@ pub(crate) struct LogFetch {
     dev: Arc<BioBrick>,
     /// The resource's size: what a sync copies.
     size: u64,
-    /// Lock order: `own` before `shared`; `shared` is never held across I/O.
+    /// Lock order: `own` before `replay` before `shared`; `shared` is never held across I/O,
+    /// and the replay thread never takes `own`.
     #[pin]
     shared: Mutex<Shared>,
     #[pin]
     own: Mutex<Own>,
+    /// Held by the replay thread for a whole replay, so the fetch thread taking it (to move
+    /// where replay starts) waits for a replay in progress.
+    #[pin]
+    replay: Mutex<ReplayState>,
+    /// Wakes the replay thread (with `shared`): new durable data, the gate opened, a stop.
+    #[pin]
+    replay_wake: CondVar,
 }
 
 impl LogFetch {
@@ -197,13 +282,35 @@ impl LogFetch {
             dev,
             size,
             shared <- kernel::new_mutex!(
-                Shared { view, replay_on: true, sync_on: true, limit: TokenBucket::new(0, BURST, monotonic_ns()) },
+                Shared {
+                    view,
+                    replay_on: true,
+                    sync_on: true,
+                    limit: TokenBucket::new(0, BURST, monotonic_ns()),
+                    gate: false,
+                    durable: KVec::new(),
+                    generation: 0,
+                    remote: KVec::new(),
+                    listed_at: 0,
+                    sync: None,
+                    mark: None,
+                    restart_mark: None,
+                    problem: None,
+                    damaged: None,
+                    fetch_idle: false,
+                    replay_idle: false,
+                    replaying: false,
+                    cut_request: None,
+                    stopping: false,
+                },
                 "mars_fetch"
             ),
-            own <- kernel::new_mutex!(
-                Own { rx: KVVec::new(), replayed: None, stuck: None, cut: None, damaged: None, restart_mark: None },
-                "mars_fetch_own"
+            own <- kernel::new_mutex!(Own { rx: KVVec::new() }, "mars_fetch_own"),
+            replay <- kernel::new_mutex!(
+                ReplayState { pos: None, seen: 0, stuck: None, cut: None, failed: false },
+                "mars_fetch_replay"
             ),
+            replay_wake <- kernel::new_condvar!("mars_fetch_replay_wake"),
         }? Error))
     }
 
@@ -219,7 +326,9 @@ impl LogFetch {
 
     /// Switches replay on or off (`todo-HOST/replay`); fetching goes on either way.
     pub(crate) fn set_replay(&self, on: bool) {
-        self.shared.lock().replay_on = on;
+        let mut shared = self.shared.lock();
+        shared.replay_on = on;
+        shared.refresh();
     }
 
     /// Lets a sync begin or not (`todo-HOST/sync`).
@@ -319,9 +428,10 @@ impl LogFetch {
         Ok(local)
     }
 
-    /// Fetches what the copies lack, up to [`RUN_BYTES`] and as far as the rate limit lets it;
-    /// returns the bytes appended, why the log cannot be followed further (if it cannot), and
-    /// the milliseconds the rate limit asks to wait before the next request (0: none).
+    /// Fetches what the copies lack, up to [`RUN_BYTES`] and as far as the rate limit lets it,
+    /// handing every durable piece to replay; returns the bytes appended, why the log cannot be
+    /// followed further (if it cannot), and the milliseconds the rate limit asks to wait before
+    /// the next request (0: none).
     fn fetch(
         &self,
         conn: &mut Conn<'_>,
@@ -335,8 +445,9 @@ impl LogFetch {
         let mut asked_to: Option<LogPosition> = None;
         let mut asked = 0u64;
         let mut appended = 0u64;
-        // Set when the list no longer describes the primary (a short reply, an error reply):
-        // what is in flight is taken as it comes, then the next run lists again.
+        // Set when the list no longer describes the primary (a short reply, an error reply) or
+        // replay wants a copy cut back: what is in flight is taken as it comes, then the next
+        // run lists again.
         let mut drain = false;
         let mut problem = None;
         let mut throttled_ms = 0;
@@ -390,6 +501,9 @@ impl LogFetch {
                 }
                 _ => return Err(Failed::new(Failure::Closed, &"unexpected reply")),
             };
+            if self.shared.lock().cut_request.is_some() {
+                drain = true;
+            }
             // After a short or refused piece nothing more is appended: a later piece (of the
             // next logfile, say) would leave a gap, and a copy of the next logfile must mean
             // that this one is complete.
@@ -407,52 +521,84 @@ impl LogFetch {
             }
             if copy.as_ref().is_none_or(|c| c.seq != seq) {
                 if let Some(c) = copy.take() {
-                    c.file.sync_data().map_err(io)?;
+                    self.publish(&c, local).map_err(io)?;
                 }
                 let file = KFile::open(&logfiles::path(&self.dir, seq, self.origin()).map_err(io)?, OpenMode::Write)
                     .map_err(io)?;
-                copy = Some(Copy { seq, file });
+                copy = Some(Copy { seq, file, unsynced: 0 });
             }
-            let Some(c) = copy.as_ref() else { continue };
+            let Some(c) = copy.as_mut() else { continue };
             c.file.write_all_at(data, offset).map_err(io)?;
+            c.unsynced += data.len() as u64;
             let grown = offset + data.len() as u64;
             match local.iter_mut().find(|l| l.seq == seq) {
                 Some(l) => l.len = grown,
                 None => push_sorted(local, LogFile { seq, len: grown }).map_err(io)?,
             }
             appended += data.len() as u64;
-            let mut shared = self.shared.lock();
-            shared.view.bytes = shared.view.bytes.saturating_add(data.len() as u64);
-            shared.view.fetched = LogPosition { seq, offset: grown };
+            {
+                let mut shared = self.shared.lock();
+                shared.view.bytes = shared.view.bytes.saturating_add(data.len() as u64);
+                shared.view.fetched = LogPosition { seq, offset: grown };
+            }
+            if c.unsynced >= PUBLISH_BYTES {
+                self.publish(c, local).map_err(io)?;
+                c.unsynced = 0;
+            }
         }
         if let Some(c) = copy.take() {
-            c.file.sync_data().map_err(io)?;
+            self.publish(&c, local).map_err(io)?;
         }
         Ok((appended, problem, throttled_ms))
     }
 
-    /// Replays the copies from `pos` as far as they go; returns the new position.
-    fn replay(&self, own: &mut Own, local: &mut KVec<LogFile>, mut pos: LogPosition) -> Result<LogPosition> {
+    /// Makes the copy `c` durable and hands the copies' lengths `local` to replay: replay only
+    /// ever applies what is durable here, so after a crash the copies reach at least as far as
+    /// anything replay may have put on the device (what `restart_mark` relies on).
+    fn publish(&self, c: &Copy, local: &[LogFile]) -> Result {
+        if c.unsynced > 0 {
+            c.file.sync_data()?;
+        }
+        let mut durable = KVec::with_capacity(local.len(), GFP_KERNEL)?;
+        durable.extend_from_slice(local, GFP_KERNEL)?;
+        let mut shared = self.shared.lock();
+        shared.durable = durable;
+        shared.bump();
+        drop(shared);
+        self.replay_wake.notify_all();
+        Ok(())
+    }
+
+    /// Replays the durable copies `local` from `st.pos` as far as they go; returns the new
+    /// position.
+    fn replay(&self, st: &mut ReplayState, local: &[LogFile], mut pos: LogPosition) -> Result<LogPosition> {
         loop {
             match next_replay(local, pos) {
                 Replay::Wait => return Ok(pos),
                 Replay::Advance { to } => pos = to,
                 Replay::From { seq, offset } => {
                     let len = local.iter().find(|l| l.seq == seq).map_or(0, |l| l.len);
-                    if own.stuck == Some((pos, len)) {
+                    if st.stuck == Some((pos, len)) {
                         return Ok(pos);
                     }
                     let path = logfiles::path(&self.dir, seq, self.origin())?;
-                    let log = SioBrick::open(&path)?;
+                    let log = SioBrick::open_prefix(&path, len)?;
                     let done = replay(&log, offset, &*self.dev)?;
                     let stop = LogPosition { seq, offset: done.stop.offset as u64 };
                     if !done.stop.reason.is_clean_end() {
-                        if own.cut == Some(stop) {
-                            own.damaged = Some(stop);
-                            own.stuck = Some((stop, len));
+                        let mut shared = self.shared.lock();
+                        if shared.cut_request.is_some() {
+                            // The copy is not cut back yet: what follows the bad record is
+                            // fetched again only after that.
+                            st.stuck = Some((stop, len));
                             return Ok(stop);
                         }
-                        // Not what the primary wrote: cut it off, fetch it again.
+                        if st.cut == Some(stop) {
+                            shared.damaged = Some(stop);
+                            st.stuck = Some((stop, len));
+                            return Ok(stop);
+                        }
+                        // Not what the primary wrote: the fetch cuts it off and fetches it again.
                         pr_warn!(
                             "resource {}: copy of logfile {} of {} fails at {} ({}); fetching it again from there\n",
                             self.res(),
@@ -461,25 +607,117 @@ impl LogFetch {
                             stop.offset,
                             crate::shown::Shown(&done.stop)
                         );
-                        KFile::open(&path, OpenMode::Write)?.truncate(stop.offset)?;
-                        if let Some(l) = local.iter_mut().find(|l| l.seq == seq) {
-                            l.len = stop.offset;
-                        }
-                        own.cut = Some(stop);
+                        shared.cut_request = Some(stop);
+                        st.cut = Some(stop);
+                        st.stuck = Some((stop, len));
                         return Ok(stop);
                     }
                     if stop.offset < len {
                         // A record not yet whole: wait for more.
-                        own.stuck = Some((stop, len));
+                        st.stuck = Some((stop, len));
                     }
                     if stop == pos {
                         return Ok(pos);
                     }
                     pos = stop;
-                    own.damaged = None;
+                    self.shared.lock().damaged = None;
                 }
             }
         }
+    }
+
+    /// Carries out a cut replay asked for: the copy of `at.seq` ends at `at.offset` again, and
+    /// copies of later logfiles go (first, durably). Replay moves on to a later copy once it has
+    /// reached the end of this one, which is only right while a later copy means a complete
+    /// earlier one: the fetch begins a logfile only after the one before is complete.
+    fn cut_copy(&self, at: LogPosition) -> Result {
+        logfiles::delete_above(&self.dir, self.origin(), at.seq)?;
+        let path = logfiles::path(&self.dir, at.seq, self.origin())?;
+        let file = KFile::open(&path, OpenMode::Write)?;
+        if file.size() > at.offset {
+            file.truncate(at.offset)?;
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// One round of the replay thread: replays what became durable since the last one, or
+    /// sleeps until something does (at most [`REPLAY_IDLE_MS`]). Returns the pause before the
+    /// next round.
+    fn replay_round(&self, status: &ModuleStatus) -> u32 {
+        let mut st = self.replay.lock();
+        let mut shared = self.shared.lock();
+        if shared.stopping {
+            return REPLAY_IDLE_MS;
+        }
+        let Some(from) = st.pos else { return self.replay_sleep(st, shared) };
+        if !shared.gate || !shared.replay_on || shared.generation == st.seen {
+            return self.replay_sleep(st, shared);
+        }
+        st.seen = shared.generation;
+        let mut local = KVec::new();
+        if local.extend_from_slice(&shared.durable, GFP_KERNEL).is_err() {
+            return REPLAY_IDLE_MS;
+        }
+        shared.replaying = true;
+        drop(shared);
+        let done = self.replay(&mut st, &local, from).and_then(|to| {
+            let to = past_closed(&self.shared.lock().remote, to);
+            if to != from {
+                let host = status.host_str().ok_or(EINVAL)?;
+                let at = LogPos { file: to.seq, offset: to.offset };
+                replay_position::store_durable(self.res(), host, self.origin(), at, status)?;
+            }
+            Ok(to)
+        });
+        let mut shared = self.shared.lock();
+        shared.replaying = false;
+        match done {
+            Ok(to) => {
+                st.pos = Some(to);
+                st.failed = false;
+                shared.view.replayed = to;
+                shared.replay_idle = shared.generation == st.seen;
+            }
+            Err(e) => {
+                if !st.failed {
+                    pr_warn!(
+                        "resource {}: replay failed: {}; trying again\n",
+                        self.res(),
+                        crate::shown::Shown(&describe(e.to_errno()))
+                    );
+                }
+                st.failed = true;
+                // Try the same again after the pause.
+                st.seen = st.seen.wrapping_sub(1);
+            }
+        }
+        shared.refresh();
+        if st.failed {
+            REPLAY_IDLE_MS
+        } else {
+            0
+        }
+    }
+
+    /// Waits (without the replay lock) until the fetch hands over something new or a stop.
+    fn replay_sleep(
+        &self,
+        st: kernel::sync::MutexGuard<'_, ReplayState>,
+        mut shared: kernel::sync::MutexGuard<'_, Shared>,
+    ) -> u32 {
+        drop(st);
+        if !shared.stopping {
+            let jiffies = kernel::time::msecs_to_jiffies(REPLAY_IDLE_MS);
+            let _ = self.replay_wake.wait_interruptible_timeout(&mut shared, jiffies);
+        }
+        0
+    }
+
+    /// Makes the replay thread's waits end (before it is stopped).
+    fn stop_replay(&self) {
+        self.shared.lock().stopping = true;
+        self.replay_wake.notify_all();
     }
 }
 
@@ -512,14 +750,33 @@ impl Work for LogFetch {
         let host = conn.status().host_str().ok_or(EINVAL).map_err(io)?;
         let listed_at = real_time_nanos() / 1_000_000_000;
         let remote = self.list(conn, &mut own.rx)?;
+        let cut = self.shared.lock().cut_request;
+        if let Some(at) = cut {
+            self.cut_copy(at).map_err(io)?;
+            self.shared.lock().cut_request = None;
+        }
         let mut local = self.local().map_err(io)?;
         let end = |l: Option<&LogFile>| l.map_or(LogPosition { seq: 0, offset: 0 }, |l| LogPosition { seq: l.seq, offset: l.len });
-        if own.replayed.is_none() {
-            let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
-            let at = stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset });
-            own.replayed = Some(at);
-            let here = end(local.last());
-            own.restart_mark = (here > at).then_some(here);
+        // The newest copy may hold appends of an earlier run (or boot) that never became
+        // durable: they are made durable before replay is told about them.
+        if let Some(last) = local.last() {
+            let published = self.shared.lock().durable.iter().find(|l| l.seq == last.seq).map(|l| l.len);
+            if published != Some(last.len) {
+                let path = logfiles::path(&self.dir, last.seq, self.origin()).map_err(io)?;
+                KFile::open(&path, OpenMode::Write).and_then(|f| f.sync_data()).map_err(io)?;
+            }
+        }
+        {
+            let mut st = self.replay.lock();
+            if st.pos.is_none() {
+                let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
+                let at = stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset });
+                st.pos = Some(at);
+                let here = end(local.last());
+                let mut shared = self.shared.lock();
+                shared.view.replayed = at;
+                shared.restart_mark = (here > at).then_some(here);
+            }
         }
         let (replay_on, sync_on) = {
             let shared = self.shared.lock();
@@ -529,10 +786,15 @@ impl Work for LogFetch {
         if let None | Some(SyncStatus::Wanted { .. }) = sync {
             let full = matches!(sync, Some(SyncStatus::Wanted { full: true }));
             if sync_on {
+                // Replay stops first (and a replay in progress ends): the sync moves its start.
+                self.shared.lock().gate = false;
+                let mut st = self.replay.lock();
                 if let Some(start) = self.begin_sync(host, &remote, full, conn.status()).map_err(io)? {
-                    own.replayed = Some(start);
-                    own.restart_mark = None;
-                    own.stuck = None;
+                    st.pos = Some(start);
+                    st.stuck = None;
+                    let mut shared = self.shared.lock();
+                    shared.view.replayed = start;
+                    shared.restart_mark = None;
                     sync = Some(SyncStatus::Copying { done: 0, total: self.size, full });
                 }
             }
@@ -547,12 +809,15 @@ impl Work for LogFetch {
             sync_record::store_status(self.res(), host, SyncStatus::Wanted { full: false }, conn.status()).map_err(io)?;
             copied = false;
         }
-        let mut pos = own.replayed.unwrap_or(LogPosition { seq: 1, offset: 0 });
-        {
+        let pos = {
             let mut shared = self.shared.lock();
             shared.view.primary_end = end(remote.last());
             shared.view.fetched = end(local.last());
-        }
+            let mut durable = KVec::with_capacity(local.len(), GFP_KERNEL).map_err(|_| Failed::nomem())?;
+            durable.extend_from_slice(&local, GFP_KERNEL).map_err(|_| Failed::nomem())?;
+            shared.durable = durable;
+            shared.view.replayed
+        };
         let (appended, problem, throttled_ms) = self.fetch(conn, own, &remote, &mut local, pos)?;
         if let Some(FetchState::NeedsSync(_)) = problem {
             if copied && sync_on {
@@ -565,47 +830,61 @@ impl Work for LogFetch {
         // the administrator's decision settles. Nor is anything replayed before the copy is
         // complete: the copy would overwrite it.
         let diverged = matches!(problem, Some(FetchState::Diverged(_)));
-        if replay_on && !diverged && copied {
-            let before = pos;
-            pos = past_closed(&remote, self.replay(own, &mut local, pos).map_err(io)?);
-            own.replayed = Some(pos);
-            if pos != before {
-                let at = LogPos { file: pos.seq, offset: pos.offset };
-                replay_position::store_durable(self.res(), host, self.origin(), at, conn.status()).map_err(io)?;
-            }
-        }
+        let gate = replay_on && !diverged && copied;
         let all_here = next_fetch(&remote, &local, pos, None, PIECE) == Fetch::UpToDate;
-        let all_replayed = !replay_on || next_replay(&local, pos) == Replay::Wait;
-        if own.restart_mark.is_some_and(|m| pos >= m) {
-            own.restart_mark = None;
-        }
+        let pos = {
+            let mut shared = self.shared.lock();
+            // A gate that opened, or a logfile replay has finished that the primary has now
+            // closed (which only this listing shows): work for the replay thread.
+            let passable = past_closed(&remote, shared.view.replayed) != shared.view.replayed;
+            if shared.gate != gate || (gate && passable) {
+                shared.gate = gate;
+                shared.bump();
+            }
+            shared.remote = remote;
+            shared.listed_at = listed_at;
+            shared.sync = sync;
+            shared.mark = mark;
+            shared.problem = problem;
+            shared.fetch_idle = all_here && appended == 0;
+            shared.refresh();
+            shared.view.replayed
+        };
+        self.replay_wake.notify_all();
         // Copies replay is past are not needed here any more (replay never goes back; a sync
         // starts from the primary's logfiles).
         if local.first().is_some_and(|l| l.seq < pos.seq) {
             logfiles::delete_below(&self.dir, self.origin(), pos.seq).map_err(io)?;
-            local.retain(|l| l.seq >= pos.seq);
         }
-        let state = match (problem, own.damaged) {
-            (Some(problem), _) => problem,
-            (None, Some(at)) => FetchState::Damaged(at),
-            (None, None) if all_here && all_replayed && appended == 0 => FetchState::UpToDate,
-            (None, None) => FetchState::Busy,
-        };
-        let lag = behind(&remote, pos);
-        let mut shared = self.shared.lock();
-        if lag.0 == 0 {
-            shared.view.caught_up_s = Some(listed_at);
-        }
-        shared.view.behind = lag;
-        shared.view.replayed = pos;
-        shared.view.state = state;
-        shared.view.consistency = consistency(sync, mark, pos, own.restart_mark);
-        // Paused once a run has seen the switch off: no replay runs until it is on again.
-        shared.view.replay_paused = !replay_on && !shared.replay_on;
         Ok(match (throttled_ms, appended) {
             (0, 0) => Next::After(POLL_MS),
             (0, _) => Next::After(0),
             (wait, _) => Next::After(wait.min(POLL_MS)),
         })
     }
+}
+
+/// The replay thread of a secondary: replays what its fetch made durable, while the fetch goes
+/// on (see the module documentation).
+pub(crate) struct Replayer {
+    client: Arc<Client<LogFetch>>,
+}
+
+impl Replayer {
+    /// The replay thread's work for the fetch of `client`.
+    pub(crate) fn new(client: Arc<Client<LogFetch>>) -> Replayer {
+        Replayer { client }
+    }
+}
+
+impl Rounds for Replayer {
+    fn round(&self) -> u32 {
+        self.client.work().replay_round(self.client.status())
+    }
+
+    fn stop(&self) {
+        self.client.work().stop_replay();
+    }
+
+    fn finish(&self) {}
 }

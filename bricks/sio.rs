@@ -17,18 +17,26 @@ use crate::kx::vfs::KPath;
 /// An open logfile.
 pub(crate) struct SioBrick {
     file: KFile,
+    /// Bytes of the file the brick shows (`u64::MAX`: all of them, however it grows).
+    limit: u64,
 }
 
 impl SioBrick {
     /// Opens the existing file `path` for reading.
     pub(crate) fn open(path: &KPath) -> Result<SioBrick> {
-        Ok(SioBrick { file: KFile::open(path, OpenMode::Read)? })
+        Ok(SioBrick { file: KFile::open(path, OpenMode::Read)?, limit: u64::MAX })
+    }
+
+    /// Opens the existing file `path` for reading its first `len` bytes only: what another
+    /// thread, appending to it meanwhile, has made durable.
+    pub(crate) fn open_prefix(path: &KPath, len: u64) -> Result<SioBrick> {
+        Ok(SioBrick { file: KFile::open(path, OpenMode::Read)?, limit: len })
     }
 
     /// Creates the new file `path` for direct-I/O writes (`EEXIST` if it exists): positions,
     /// lengths and buffers of writes must be multiples of the log device's logical block size.
     pub(crate) fn create(path: &KPath) -> Result<SioBrick> {
-        Ok(SioBrick { file: KFile::open(path, OpenMode::CreateDirect)? })
+        Ok(SioBrick { file: KFile::open(path, OpenMode::CreateDirect)?, limit: u64::MAX })
     }
 
     /// Cuts the file to `length` bytes.
@@ -39,7 +47,7 @@ impl SioBrick {
 
 impl Brick for SioBrick {
     fn size(&self) -> u64 {
-        self.file.size()
+        self.file.size().min(self.limit)
     }
 
     /// A read beyond the end of the file reads zeros there (where a logfile reader stops).

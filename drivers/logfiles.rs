@@ -51,10 +51,21 @@ pub(crate) fn unlink(dir: &KPath, number: u32, host: &str) -> Result {
 /// Deletes `host`'s logfiles in `dir` numbered below `limit` and makes the deletion durable;
 /// returns how many it deleted.
 pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
+    delete_where(dir, host, |number| number < limit)
+}
+
+/// Deletes `host`'s logfiles in `dir` numbered above `limit` and makes the deletion durable;
+/// returns how many it deleted.
+pub(crate) fn delete_above(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
+    delete_where(dir, host, |number| number > limit)
+}
+
+/// Deletes `host`'s logfiles in `dir` whose numbers `doomed` picks, durably.
+fn delete_where(dir: &KPath, host: &str, doomed: impl Fn(u32) -> bool) -> Result<u32> {
     let mut deleted = 0u32;
     let mut seen = false;
     for number in numbers(dir, host)? {
-        if number >= limit {
+        if !doomed(number) {
             continue;
         }
         seen = true;

@@ -16,7 +16,7 @@ use crate::bricks::bio::BioBrick;
 use crate::bricks::brick::Brick;
 use crate::bricks::client::Client;
 use crate::bricks::copy::{CopyView, SyncCopy};
-use crate::bricks::fetch::{FetchView, LogFetch};
+use crate::bricks::fetch::{FetchView, LogFetch, Replayer};
 use crate::bricks::log_writer::LogWriter;
 use crate::bricks::r#if::IfBrick;
 use crate::bricks::replay::replay;
@@ -51,6 +51,8 @@ pub(crate) struct Resource {
     /// The fetch and replay of a secondary: a client of the primary's replication channel.
     /// Stopped before the data device closes and before this host becomes primary.
     follower: Option<KThread<Client<LogFetch>>>,
+    /// The replay thread of the follower's fetch; stopped before the follower.
+    replayer: Option<KThread<Replayer>>,
     /// The sync of a secondary: a client of the primary's sync channel, started and stopped
     /// with the follower.
     copier: Option<KThread<Client<SyncCopy>>>,
@@ -114,6 +116,7 @@ impl Resource {
             name: owned,
             primary: None,
             follower: None,
+            replayer: None,
             copier: None,
             dev: None,
             damaged: None,
@@ -167,6 +170,7 @@ impl Resource {
         let client = Arc::pin_init(Client::new(primary.as_bytes(), addrs.0, status.clone(), work)?, GFP_KERNEL)?;
         let copy = Arc::pin_init(Client::new(primary.as_bytes(), addrs.1, status.clone(), SyncCopy::new(&self.name, primary.as_bytes(), dev)?)?, GFP_KERNEL)?;
         switches.apply(client.work(), copy.work());
+        self.replayer = Some(KThread::spawn(c"mars_replay", Arc::new(Replayer::new(client.clone()), GFP_KERNEL)?)?);
         self.follower = Some(KThread::spawn(c"mars_fetch", client)?);
         self.copier = Some(KThread::spawn(c"mars_copy", copy)?);
         pr_info!(
@@ -182,6 +186,8 @@ impl Resource {
     pub(crate) fn unfollow(&mut self) {
         // The copy first: it writes the device and its progress, and stops within a window.
         drop(self.copier.take());
+        // Replay ends within a replay call; the fetch no longer has anyone to hand data to.
+        drop(self.replayer.take());
         if let Some(f) = self.follower.take() {
             drop(f);
             pr_info!("resource {}: no longer fetching\n", kernel::str::BStr::from_bytes(&self.name));

@@ -165,6 +165,18 @@ impl<'a> IoScope<'a> {
         Ok(())
     }
 
+    /// Sends the bios submitted so far on to the driver now rather than at the scope's end, so
+    /// that the caller can compute while they run (a plugged bio waits until its task sleeps or
+    /// the plug ends). A later bio starts a new plug.
+    pub(crate) fn dispatch(&self) {
+        if self.plugged.replace(false) {
+            // SAFETY: the plug was started by this scope on this task (type invariant) and is
+            // finished once here; `plugged` is false now, so `io_scope` does not finish it
+            // again, and `group()` starts it anew in the same storage for a later bio.
+            unsafe { bindings::blk_finish_plug(self.plug) };
+        }
+    }
+
     /// Writes `data` (at most 1 MiB) at `sector`. `data` is a part of an `IoBuf`, memory the
     /// C glue can map to pages.
     pub(crate) fn write(&self, dev: &'a BackingDevice, sector: u64, data: IoSlice<'a>) -> Result {
