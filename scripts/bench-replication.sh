@@ -13,6 +13,7 @@
 # Prints a markdown table of means with ratios and writes it, with the raw lines, to
 # $MARS_LOGS/bench-replication.md.
 #   scripts/bench-replication.sh            ROUNDS=2 by default
+#   ROUNDS=0 scripts/bench-replication.sh   only the tbf part (catch-up, fast and full sync)
 source "$(dirname "$0")/common.sh"
 need_root
 "$MARS_ROOT/scripts/setup-host.sh" >/dev/null
@@ -28,6 +29,7 @@ DATA_MB=320 MARS_MB=4096 EXTRA_MB=1024 NODE_CPUS=1 NODE_MEM=1G NODE_PIN=1
 source "$MARS_ROOT/tests/qemu/cluster.sh"
 trap cluster_teardown EXIT
 echo "$ROUNDS" >"$OUT/rounds"
+: >"$OUT/raw.txt"
 log "two VMs pinned to host cores 0 and 1, $ROUNDS rounds; logs in $OUT"
 cluster_init 2
 node_start 1 bench-replication.sh || die "node1 did not start"

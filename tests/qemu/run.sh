@@ -27,12 +27,12 @@ mkdir -p "$run_dir"
 ln -sfn "$run_dir" "$HERE/out/latest"
 passed=0; failed=0; suite_start=$(date +%s)
 
-# Scenarios share the host's CPUs: one VM per CPU (MARS_VM_SLOTS, default: all of them). A
-# scenario takes one slot per VM it boots, at most all of them, so on this 2-CPU host two
-# single-VM scenarios run side by side and every multi-VM one runs alone (their checks of rates
-# and rounds assume the host is theirs). The VM count is read from the scenario's
-# `cluster_run_all N` / `cluster_init N`.
-SLOTS=${MARS_VM_SLOTS:-$(nproc)}
+# Scenarios share the host: MARS_VM_SLOTS VMs at a time (default: one more than the host has
+# CPUs, since a scenario's VMs spend much of their time waiting). A scenario takes one slot per
+# VM it boots (read from its `cluster_run_all N` / `cluster_init N`), at most all of them; one
+# whose checks time rates or rounds says `# exclusive` and takes every slot, so the host is its
+# alone. On this 2-CPU host a 2-VM scenario runs next to a 1-VM one, 1-VM ones three at a time.
+SLOTS=${MARS_VM_SLOTS:-$(( $(nproc) + 1 ))}
 scenario_vms() { grep -oE '^[^#]*cluster_(run_all|init) [0-9]+' "$1" | grep -oE '[0-9]+$' | head -1; }
 # TCP ports of each scenario's links: 20 per scenario, distinct within this run and (by the
 # runner's pid) unlikely to meet a stale VM of another run; all below the ephemeral range.
@@ -104,6 +104,7 @@ while [ "${#pending[@]}" -gt 0 ] || [ "${#job_name[@]}" -gt 0 ]; do
     name=${pending[$i]}
     vms=$(scenario_vms "$HERE/scenarios/$name.sh"); vms=${vms:-1}
     need=$(( vms < SLOTS ? vms : SLOTS ))
+    grep -q '^# exclusive' "$HERE/scenarios/$name.sh" && need=$SLOTS
     [ "$need" -le "$free" ] || continue
     mkdir -p "$run_dir/$name"
     run_scenario "$name" "$idx" &

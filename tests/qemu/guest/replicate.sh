@@ -32,15 +32,24 @@ case $NODE in
   ;;
 2)
   join_secondary r0
+  # Replay waits until everything is fetched, and a copy is damaged before it is replayed.
+  marsadm pause-replay r0
   wait_for "[ -n \"\$(tree_value resource-r0/actual-node2/fetch-state)\" ]" 30
   [ ! -e /dev/mars/r0 ] || fail "/dev/mars/r0 exists on the secondary"
   wait_mark 1 300 written
   end=$(cat "$OUT/log-end")
+  wait_for "[ \"\$(tree_value resource-r0/actual-node2/fetch)\" = \"$end\" ]" 240
+  copy=$(ls /mars/resource-r0/log-*-node1 | head -1)
+  printf '\377\377\377\377' | dd of="$copy" bs=1 seek=$((1 << 20)) conv=notrunc status=none
+  echo "damaged 4 bytes at 1 MiB of the copy $(basename "$copy"); resuming replay"
+  marsadm resume-replay r0
   t0=$(date +%s)
   if ! marsadm wait-replay r0 --timeout 240; then
     fail "wait-replay: replay $(tree_value resource-r0/replay-node2 || true), fetched $(tree_value resource-r0/actual-node2/fetch || true), $(tree_value resource-r0/actual-node2/fetch-state || true); primary at $end"
   fi
-  echo "caught up $(( $(date +%s) - t0 )) s after the primary's writes ended"
+  echo "caught up $(( $(date +%s) - t0 )) s after replay resumed"
+  dmesg | grep -E "copy of logfile [0-9]+ of node1 fails at [0-9]+ .*fetching it again" \
+    || fail "no refetch of the damaged copy in dmesg"
   [ "$(tree_value resource-r0/replay-node2)" = "$end" ] || fail "wait-replay returned at $(tree_value resource-r0/replay-node2), primary at $end"
   wait_for "[ \"\$(tree_value resource-r0/actual-node2/fetch-state)\" = up-to-date ]" 10
   [ "$(tree_value resource-r0/actual-node2/fetch)" = "$end" ] || fail "fetched $(tree_value resource-r0/actual-node2/fetch), primary at $end"

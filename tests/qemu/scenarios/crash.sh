@@ -1,7 +1,7 @@
 # Power cuts with a volatile disk cache: every disk of the VM (data disks and /mars) loses the
 # writes no flush covered when the VM is killed (QEMU SIGKILL), except for each one's chance of
 # having reached the disk anyway (tests/qemu/volatile_disk.py, VOLATILE_KEEP, from the seed).
-# 6 times (CRASH_ROUNDS), in the middle of a workload: on r0 (raw) 2 writers with FUA writes (O_DSYNC) and 2
+# 4 times (CRASH_ROUNDS), in the middle of a workload: on r0 (raw) 2 writers with FUA writes (O_DSYNC) and 2
 # with plain writes and a flush every 8 (odd rounds) or 4 that flush every 64 (even rounds, so
 # that unflushed log records are in the cache at the cut); on r1, ext4 with fsync()ed files. After each restart
 # `marsadm up` replays the logs, and every write whose FUA or flush had completed must be on the
@@ -9,8 +9,8 @@
 # recovery) and hold every fsync()ed file. A last boot checks once more and shuts down cleanly.
 # timeout: 1200
 DATA_MB=128 MARS_MB=512 EXTRA_MB=64 VOLATILE=1
-# Six rounds keep three of each kind; each costs a boot, about 100 s on a slow 2-core host.
-rounds=${CRASH_ROUNDS:-6}
+# Four rounds keep two of each kind; each costs a boot, about 100 s on a slow 2-core host.
+rounds=${CRASH_ROUNDS:-4}
 cluster_init 1
 for ((round = 1; round <= rounds; round++)); do
   node_start 1 crash-round.sh "$round"

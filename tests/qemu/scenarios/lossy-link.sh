@@ -6,6 +6,7 @@
 # noise; the tight figure is the benchmark's). Meanwhile node2's fetch is limited to 1 MiB/s for
 # 10 s (the rate limit holds, the lag shows), then unlimited; once the writes stop node2 catches
 # up over the lossy link and the two data devices have equal SHA-256.
+# exclusive: its rates are compared with each other
 # timeout: 900
 DATA_MB=128 MARS_MB=384
 cluster_run_all 2 lossy-link.sh

@@ -5,6 +5,7 @@
 # node2 fetches what it missed, at first limited to 1 MiB/s for 10 s (the limit holds; the view
 # shows the lag in seconds), then unlimited; it replays it, and the two data devices have equal
 # SHA-256.
+# exclusive: it counts IOPS before, during and after the cut
 # timeout: 720
 DATA_MB=96 MARS_MB=1024
 cluster_run_all 2 partition.sh
