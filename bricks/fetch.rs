@@ -559,8 +559,7 @@ impl LogFetch {
         if c.unsynced > 0 {
             c.file.sync_data()?;
         }
-        let mut durable = KVec::with_capacity(local.len(), GFP_KERNEL)?;
-        durable.extend_from_slice(local, GFP_KERNEL)?;
+        let durable = owned_list(local)?;
         let mut shared = self.shared.lock();
         shared.durable = durable;
         shared.bump();
@@ -655,10 +654,7 @@ impl LogFetch {
             return self.replay_sleep(st, shared);
         }
         st.seen = shared.generation;
-        let mut local = KVec::new();
-        if local.extend_from_slice(&shared.durable, GFP_KERNEL).is_err() {
-            return REPLAY_IDLE_MS;
-        }
+        let Ok(local) = owned_list(&shared.durable) else { return REPLAY_IDLE_MS };
         shared.replaying = true;
         drop(shared);
         let done = self.replay(&mut st, &local, from).and_then(|to| {
@@ -719,6 +715,13 @@ impl LogFetch {
         self.shared.lock().stopping = true;
         self.replay_wake.notify_all();
     }
+}
+
+/// A copy of the logfile list `files` the caller owns.
+fn owned_list(files: &[LogFile]) -> Result<KVec<LogFile>> {
+    let mut out = KVec::with_capacity(files.len(), GFP_KERNEL)?;
+    out.extend_from_slice(files, GFP_KERNEL)?;
+    Ok(out)
 }
 
 /// Inserts `file` into `local`, keeping it in ascending order.
@@ -813,9 +816,7 @@ impl Work for LogFetch {
             let mut shared = self.shared.lock();
             shared.view.primary_end = end(remote.last());
             shared.view.fetched = end(local.last());
-            let mut durable = KVec::with_capacity(local.len(), GFP_KERNEL).map_err(|_| Failed::nomem())?;
-            durable.extend_from_slice(&local, GFP_KERNEL).map_err(|_| Failed::nomem())?;
-            shared.durable = durable;
+            shared.durable = owned_list(&local).map_err(|_| Failed::nomem())?;
             shared.view.replayed
         };
         let (appended, problem, throttled_ms) = self.fetch(conn, own, &remote, &mut local, pos)?;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the VM scenarios (all of tests/qemu/scenarios/*.sh, or those named), as many at a time as
-# the host's CPUs allow (see SLOTS), and ends with a line `N passed, N failed`. Each scenario has
-# its own timeout (its `# timeout:` header; doubled on the debug kernel) and its VMs are always killed, whatever happens. After it,
+# there are VM slots (see SLOTS), and ends with a line `N passed, N failed`. Each scenario has
+# its own timeout (its `# timeout:` header; doubled on the debug kernel) and its VMs are always
+# killed, whatever happens. After it,
 # the kernel log of every boot it made (killed ones included) is scanned: a WARN, an oops, a
 # lockdep, KFENCE or kmemleak report or a hung task fails it even if its own checks passed.
 # Each scenario gets a seed (printed; $RANDOM and the guests draw from it): MARS_SEED=N replays
@@ -33,6 +34,7 @@ passed=0; failed=0; suite_start=$(date +%s)
 # whose checks time rates or rounds says `# exclusive` and takes every slot, so the host is its
 # alone. On this 2-CPU host a 2-VM scenario runs next to a 1-VM one, 1-VM ones three at a time.
 SLOTS=${MARS_VM_SLOTS:-$(( $(nproc) + 1 ))}
+scenario_timeout() { awk -F': *' '/^# timeout:/ {print $2; exit}' "$1"; }
 scenario_vms() { grep -oE '^[^#]*cluster_(run_all|init) [0-9]+' "$1" | grep -oE '[0-9]+$' | head -1; }
 # TCP ports of each scenario's links: 20 per scenario, distinct within this run and (by the
 # runner's pid) unlikely to meet a stale VM of another run; all below the ephemeral range.
@@ -41,7 +43,7 @@ port_base() { echo $(( 20000 + ($$ % 20) * 600 + $1 * 20 )); }
 # Runs scenario NAME (index IDX) to its end and writes "rc secs limit seed" to its result file.
 run_scenario() {
   local name=$1 idx=$2 scenario="$HERE/scenarios/$1.sh" out="$run_dir/$1" limit seed start rc
-  limit=$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario")
+  limit=$(scenario_timeout "$scenario")
   # The debug kernel (lockdep, KFENCE, SLUB debugging) runs 2-4x slower under TCG.
   [ "${MARS_KERNEL_VARIANT:-default}" != default ] && limit=$((limit * 2))
   seed=${MARS_SEED:-$(( $(od -An -N4 -tu4 /dev/urandom) % 1000000 ))}
@@ -92,7 +94,7 @@ for name in "${names[@]}"; do
   scenario="$HERE/scenarios/$name.sh"
   [ -f "$scenario" ] || { echo "FAIL $name: no such scenario ($scenario)"; failed=$((failed + 1)); continue; }
   grep -qE '^# timeout: *[0-9]+' "$scenario" || die "$scenario has no '# timeout: SECONDS' header"
-  pending+=("$(awk -F': *' '/^# timeout:/ {print $2; exit}' "$scenario") $name")
+  pending+=("$(scenario_timeout "$scenario") $name")
 done
 mapfile -t pending < <(printf '%s\n' "${pending[@]}" | sort -k1,1nr -k2 | awk 'NF {print $2}')
 
