@@ -110,6 +110,19 @@ log "configuring (vng --kconfig + ${#items[@]} fragment items / 2)"
 # Make variables in the environment reach every make that vng runs (LLVM=-19 for kasan).
 (cd "$tree" && env "${MAKE_ARGS[@]}" vng --kconfig "${items[@]}" >"$tree/.mars-config.log" 2>&1) \
   || die "vng --kconfig failed: see $tree/.mars-config.log"
+# vng appends its own generic options after ours (DEBUG_INFO among them): set ours once more and
+# let Kconfig resolve the rest, so that the fragments have the last word.
+cfg_args=()
+while IFS= read -r line; do
+  case "$line" in
+    CONFIG_*=y) o=${line%%=*}; cfg_args+=(--enable "${o#CONFIG_}") ;;
+    CONFIG_*=m) o=${line%%=*}; cfg_args+=(--module "${o#CONFIG_}") ;;
+    CONFIG_*=*) o=${line%%=*}; cfg_args+=(--set-val "${o#CONFIG_}" "${line#*=}") ;;
+    "# CONFIG_"*" is not set") o=${line#\# CONFIG_}; cfg_args+=(--disable "${o%% *}") ;;
+  esac
+done < <(cat "${FRAGMENTS[@]}")
+(cd "$tree" && scripts/config --file .config "${cfg_args[@]}" && make "${MAKE_ARGS[@]}" olddefconfig) \
+  >>"$tree/.mars-config.log" 2>&1 || die "applying the fragments failed: see $tree/.mars-config.log"
 # Every option the fragments ask for must have survived dependency resolution.
 while IFS= read -r line; do
   case "$line" in
