@@ -26,12 +26,12 @@ use kernel::sync::{Arc, CondVar, Mutex};
 
 use super::bio::BioBrick;
 use super::client::{Client, Conn, ErrorWords, Failed, Next, Work};
-use super::replay::replay;
+use super::replay::{replay, ReplayBuffers};
 use super::sio::SioBrick;
 use crate::bricks::write_back::LogPos;
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::kthread::Rounds;
-use crate::kx::time::{monotonic_ms, monotonic_ns, real_time_nanos};
+use crate::kx::time::{monotonic_ms, monotonic_ns, real_time_nanos, thread_cpu_ns};
 use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::mars_core::errno::describe;
@@ -124,6 +124,51 @@ pub(crate) struct FetchView {
     /// whole log replay then reached: the device holds every write logged before it. `None`
     /// if that did not happen since the fetch started.
     pub(crate) caught_up_s: Option<u64>,
+    /// Where the fetch and replay threads spent their time since the fetch started.
+    pub(crate) work: FetchWork,
+}
+
+/// Time the fetch and replay threads spent in each stage since the fetch started
+/// (`actual-HOST/fetch-work`): what a secondary that cannot keep up with its link is busy with,
+/// and whether it works or waits there.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FetchWork {
+    /// Waiting for and receiving log-data replies (the network stack and the frame checksum).
+    pub(crate) recv: Spent,
+    /// Appending them to the copies (the page cache).
+    pub(crate) store: Spent,
+    /// Making the copies durable (fdatasync every [`PUBLISH_BYTES`]).
+    pub(crate) sync: Spent,
+    /// Replaying durable copies onto the data device (reading, checking, writing, flushing).
+    pub(crate) replay: Spent,
+}
+
+/// Wall-clock and CPU nanoseconds spent in one stage.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Spent {
+    pub(crate) wall_ns: u64,
+    pub(crate) cpu_ns: u64,
+}
+
+impl Spent {
+    /// Adds what passed since `start`.
+    fn add(&mut self, start: Stopwatch) {
+        self.wall_ns = self.wall_ns.saturating_add(monotonic_ns().saturating_sub(start.wall));
+        self.cpu_ns = self.cpu_ns.saturating_add(thread_cpu_ns().saturating_sub(start.cpu));
+    }
+}
+
+/// When a stage began, on both clocks (of the thread that reads them).
+#[derive(Clone, Copy)]
+struct Stopwatch {
+    wall: u64,
+    cpu: u64,
+}
+
+impl Stopwatch {
+    fn start() -> Stopwatch {
+        Stopwatch { wall: monotonic_ns(), cpu: thread_cpu_ns() }
+    }
 }
 
 /// What the strategy, status, the fetch thread and the replay thread share.
@@ -227,6 +272,8 @@ struct ReplayState {
     cut: Option<LogPosition>,
     /// The last replay error, reported once until replay works again.
     failed: bool,
+    /// The memory replay reads and stages in, kept from run to run.
+    mem: ReplayBuffers,
 }
 
 /// Following the log of `primary` for `resource` into this host's copies and data device.
@@ -274,6 +321,7 @@ impl LogFetch {
             consistency: Consistency::SyncWanted,
             behind: (0, 0),
             caught_up_s: None,
+            work: FetchWork::default(),
         };
         Ok(try_pin_init!(LogFetch {
             resource: res,
@@ -307,7 +355,7 @@ impl LogFetch {
             ),
             own <- kernel::new_mutex!(Own { rx: KVVec::new() }, "mars_fetch_own"),
             replay <- kernel::new_mutex!(
-                ReplayState { pos: None, seen: 0, stuck: None, cut: None, failed: false },
+                ReplayState { pos: None, seen: 0, stuck: None, cut: None, failed: false, mem: ReplayBuffers::new() },
                 "mars_fetch_replay"
             ),
             replay_wake <- kernel::new_condvar!("mars_fetch_replay_wake"),
@@ -482,6 +530,7 @@ impl LogFetch {
             if pipeline.is_empty() {
                 break;
             }
+            let recv_start = Stopwatch::start();
             let (header, message) = session::recv(&mut wire, &mut own.rx, |k| k == MessageType::LogData)
                 .map_err(|e| Failed::session(&e))?;
             conn.received();
@@ -501,8 +550,12 @@ impl LogFetch {
                 }
                 _ => return Err(Failed::new(Failure::Closed, &"unexpected reply")),
             };
-            if self.shared.lock().cut_request.is_some() {
-                drain = true;
+            {
+                let mut shared = self.shared.lock();
+                shared.view.work.recv.add(recv_start);
+                if shared.cut_request.is_some() {
+                    drain = true;
+                }
             }
             // After a short or refused piece nothing more is appended: a later piece (of the
             // next logfile, say) would leave a gap, and a copy of the next logfile must mean
@@ -528,6 +581,7 @@ impl LogFetch {
                 copy = Some(Copy { seq, file, unsynced: 0 });
             }
             let Some(c) = copy.as_mut() else { continue };
+            let store_start = Stopwatch::start();
             c.file.write_all_at(data, offset).map_err(io)?;
             c.unsynced += data.len() as u64;
             let grown = offset + data.len() as u64;
@@ -540,6 +594,7 @@ impl LogFetch {
                 let mut shared = self.shared.lock();
                 shared.view.bytes = shared.view.bytes.saturating_add(data.len() as u64);
                 shared.view.fetched = LogPosition { seq, offset: grown };
+                shared.view.work.store.add(store_start);
             }
             if c.unsynced >= PUBLISH_BYTES {
                 self.publish(c, local).map_err(io)?;
@@ -556,11 +611,13 @@ impl LogFetch {
     /// ever applies what is durable here, so after a crash the copies reach at least as far as
     /// anything replay may have put on the device (what `restart_mark` relies on).
     fn publish(&self, c: &Copy, local: &[LogFile]) -> Result {
+        let sync_start = Stopwatch::start();
         if c.unsynced > 0 {
             c.file.sync_data()?;
         }
         let durable = owned_list(local)?;
         let mut shared = self.shared.lock();
+        shared.view.work.sync.add(sync_start);
         shared.durable = durable;
         shared.bump();
         drop(shared);
@@ -582,7 +639,7 @@ impl LogFetch {
                     }
                     let path = logfiles::path(&self.dir, seq, self.origin())?;
                     let log = SioBrick::open_prefix(&path, len)?;
-                    let done = replay(&log, offset, &*self.dev)?;
+                    let done = replay(&log, offset, &*self.dev, &mut st.mem)?;
                     let stop = LogPosition { seq, offset: done.stop.offset as u64 };
                     if !done.stop.reason.is_clean_end() {
                         let mut shared = self.shared.lock();
@@ -657,6 +714,7 @@ impl LogFetch {
         let Ok(local) = owned_list(&shared.durable) else { return REPLAY_IDLE_MS };
         shared.replaying = true;
         drop(shared);
+        let replay_start = Stopwatch::start();
         let done = self.replay(&mut st, &local, from).and_then(|to| {
             let to = past_closed(&self.shared.lock().remote, to);
             if to != from {
@@ -667,6 +725,7 @@ impl LogFetch {
             Ok(to)
         });
         let mut shared = self.shared.lock();
+        shared.view.work.replay.add(replay_start);
         shared.replaying = false;
         match done {
             Ok(to) => {

@@ -30,6 +30,22 @@ fn payload_len(header: &RecordHeader) -> usize {
     }
 }
 
+/// The memory a replay works in, kept by a caller that replays again and again (the replay
+/// thread of a secondary), so that each run neither allocates nor zeroes megabytes anew.
+pub(crate) struct ReplayBuffers {
+    /// The window of the logfile read at a time ([`WINDOW`] bytes, once allocated).
+    window: IoBuf,
+    /// The window's payloads at 4 KiB-aligned places; grown to the largest window's need.
+    staging: IoBuf,
+}
+
+impl ReplayBuffers {
+    /// No memory yet: the first replay allocates it.
+    pub(crate) fn new() -> Self {
+        ReplayBuffers { window: IoBuf::new(), staging: IoBuf::new() }
+    }
+}
+
 /// What a replay did.
 pub(crate) struct Replayed {
     /// Records applied.
@@ -39,12 +55,16 @@ pub(crate) struct Replayed {
 }
 
 /// Applies every valid record of the logfile `log` from byte `start` on (a record boundary: 0, or
-/// a position the write-back published) to the data brick `dev`, then flushes `dev`.
-pub(crate) fn replay(log: &dyn Brick, start: u64, dev: &dyn Brick) -> Result<Replayed> {
+/// a position the write-back published) to the data brick `dev`, then flushes `dev`; works in
+/// `mem`, which a caller that replays often keeps from call to call.
+pub(crate) fn replay(log: &dyn Brick, start: u64, dev: &dyn Brick, mem: &mut ReplayBuffers) -> Result<Replayed> {
     // The window must hold at least one whole record.
     const _: () = assert!(WINDOW > HEADER_LEN + MAX_DATA as usize + 8);
     let size = log.size();
-    let mut buf = IoBuf::zeroed(WINDOW)?;
+    if mem.window.len() < WINDOW {
+        mem.window = IoBuf::zeroed(WINDOW)?;
+    }
+    let buf = &mut mem.window;
     let mut base = start; // file offset of buf[0]
     let mut filled = 0usize;
     // In the middle of a logfile the reader cannot know the sequence number to expect.
@@ -80,7 +100,10 @@ pub(crate) fn replay(log: &dyn Brick, start: u64, dev: &dyn Brick) -> Result<Rep
         for (header, _) in found.iter() {
             staged_len = staged_len.checked_add(align_up(payload_len(header))).ok_or(EINVAL)?;
         }
-        let mut staging = IoBuf::zeroed(staged_len)?;
+        if mem.staging.len() < staged_len {
+            mem.staging = IoBuf::zeroed(staged_len)?;
+        }
+        let staging = &mut mem.staging;
         let mut at = 0usize;
         for (header, data_at) in found.iter() {
             let len = payload_len(header);
@@ -99,6 +122,10 @@ pub(crate) fn replay(log: &dyn Brick, start: u64, dev: &dyn Brick) -> Result<Rep
         apply(dev, &items)?;
         drop(items);
         if let Some(stop) = stop {
+            if mem.staging.len() > WINDOW {
+                // Small writes stage at 4 KiB each: do not keep what a window of them needed.
+                mem.staging = IoBuf::new();
+            }
             run(dev, Io::Flush)?;
             return Ok(Replayed { records, stop });
         }

@@ -5,6 +5,7 @@
 #include <linux/crc32.h>
 #include <linux/proc_fs.h>
 #include <linux/random.h>
+#include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/seq_file.h>
 #include <linux/string.h>
@@ -56,4 +57,9 @@ unsigned int mars_noio_begin(void)
 void mars_noio_end(unsigned int flags)
 {
 	memalloc_noio_restore(flags);
+}
+
+u64 mars_thread_cpu_ns(void)
+{
+	return current->utime + current->stime;
 }

@@ -46,6 +46,12 @@ void mars_sha256(const void *p, size_t len, u8 *out);
 unsigned int mars_noio_begin(void);
 void mars_noio_end(unsigned int flags);
 
+/*
+ * Nanoseconds of CPU time (user + system) the calling thread has used, as the scheduler tick
+ * samples it: precise over many ticks, not over one call.
+ */
+u64 mars_thread_cpu_ns(void);
+
 /* Fills BUF with LEN bytes from the kernel's cryptographically secure generator. */
 void mars_random_bytes(void *buf, size_t len);
 

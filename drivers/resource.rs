@@ -19,7 +19,7 @@ use crate::bricks::copy::{CopyView, SyncCopy};
 use crate::bricks::fetch::{FetchView, LogFetch, Replayer};
 use crate::bricks::log_writer::LogWriter;
 use crate::bricks::r#if::IfBrick;
-use crate::bricks::replay::replay;
+use crate::bricks::replay::{replay, ReplayBuffers};
 use crate::bricks::sio::SioBrick;
 use crate::bricks::trans_logger::{Logger, LoggerStats};
 use crate::bricks::write_back::{LogPos, WriteBack};
@@ -224,6 +224,7 @@ impl Resource {
         let dir = self.dir()?;
         let mut problem = None;
         let mut end = from;
+        let mut mem = ReplayBuffers::new();
         for number in logfiles::numbers(&dir, host)? {
             if number < from.file {
                 continue;
@@ -231,7 +232,7 @@ impl Resource {
             let start = if number == from.file { from.offset } else { 0 };
             let name = logfiles::name(number, host)?;
             let log = SioBrick::open(&logfiles::path(&dir, number, host)?)?;
-            let done = replay(&log, start, &dev)?;
+            let done = replay(&log, start, &dev, &mut mem)?;
             pr_info!(
                 "resource {}: replayed {} records of {} from offset {}, {}\n",
                 kernel::str::BStr::from_bytes(&self.name),

@@ -458,6 +458,7 @@ impl Strategy {
         let mut fetched = TextBuf::new();
         let mut fetch_state = TextBuf::new();
         let mut replay_lag = TextBuf::new();
+        let mut fetch_work = TextBuf::new();
         if let Some((f, origin)) = view.fetch {
             let _ = write!(replay_lag, "{} {} ", f.behind.0, f.behind.1);
             let _ = match f.caught_up_s {
@@ -470,6 +471,11 @@ impl Strategy {
                 }
             }
             f.words(&mut fetch_state);
+            let w = f.work;
+            for (name, spent) in [("recv", w.recv), ("store", w.store), ("sync", w.sync), ("replay", w.replay)] {
+                let sep = if name == "recv" { "" } else { " " };
+                let _ = write!(fetch_work, "{sep}{name}={}/{}", spent.wall_ns / 1_000_000, spent.cpu_ns / 1_000_000);
+            }
         }
         let mut sync = TextBuf::new();
         let mut consistency = TextBuf::new();
@@ -489,6 +495,7 @@ impl Strategy {
             (Status::Sync, &sync),
             (Status::Consistency, &consistency),
             (Status::Lag, &replay_lag),
+            (Status::FetchWork, &fetch_work),
         ] {
             if view.fetch.is_some() || self.value(item.key(res, host))?.is_some() {
                 self.publish_status(res, host, item, value.as_str())?;

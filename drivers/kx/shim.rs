@@ -35,6 +35,8 @@ unsafe extern "C" {
     pub(crate) fn mars_noio_end(flags: c_uint);
     /// Fills `buf` with `len` random bytes (the kernel's CSPRNG).
     pub(crate) fn mars_random_bytes(buf: *mut c_void, len: usize);
+    /// CPU time (user + system, tick-sampled) of the calling thread in nanoseconds.
+    pub(crate) fn mars_thread_cpu_ns() -> u64;
 
     /// Creates the symlink `path` -> `target`.
     pub(crate) fn mars_vfs_symlink(path: *const c_char, target: *const c_char) -> c_int;

@@ -25,3 +25,10 @@ pub(crate) fn monotonic_ns() -> u64 {
     // SAFETY: no preconditions; callable from any context.
     unsafe { bindings::ktime_get_mono_fast_ns() }
 }
+
+/// Nanoseconds of CPU time the calling thread has used, sampled by the scheduler tick: for
+/// telling work from waiting over many calls (a single call's figure is off by up to a tick).
+pub(crate) fn thread_cpu_ns() -> u64 {
+    // SAFETY: no preconditions; reads the calling task's own counters.
+    unsafe { super::shim::mars_thread_cpu_ns() }
+}

@@ -100,6 +100,11 @@ pub enum Status {
     /// writes: the last listing whose whole log replay had reached, `-` if none since the fetch
     /// started; empty unless following a primary.
     Lag,
+    /// `fetch-work`: `recv=W/C store=W/C sync=W/C replay=W/C`: milliseconds of wall clock (W)
+    /// and of CPU (C) the fetch spent receiving log data, appending it to the copies and making
+    /// them durable, and replay spent applying them, since the fetch started; empty unless
+    /// following a primary.
+    FetchWork,
 }
 
 impl Status {
@@ -120,6 +125,7 @@ impl Status {
             Status::Sync => "sync",
             Status::Consistency => "consistency",
             Status::Lag => "lag",
+            Status::FetchWork => "fetch-work",
         }
     }
 
@@ -159,6 +165,7 @@ mod tests {
             Status::Sync,
             Status::Consistency,
             Status::Lag,
+            Status::FetchWork,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");

@@ -38,6 +38,23 @@ fio_jobs() {
 # Busy and total jiffies of this node's CPUs (from /proc/stat).
 cpu_now() { awk '/^cpu / { busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6 }' /proc/stat; }
 
+# CPU jiffies (user + system) of every thread, one line each: `TID COMM JIFFIES`.
+threads_now() {
+  awk '{ i = index($0, ") "); comm = substr($0, index($0, "(") + 1, i - index($0, "(") - 1)
+         split(substr($0, i + 2), f, " "); gsub(/ /, "_", comm); print $1, comm, f[12] + f[13] }' \
+    /proc/[0-9]*/task/[0-9]*/stat 2>/dev/null
+}
+
+# Where the CPU went between two `threads_now` snapshots ($1, $2) and two /proc/stat cpu lines
+# ($3, $4): the kinds of time (user, system, irq, softirq, iowait) and the ten busiest threads.
+cpu_breakdown() {
+  echo "$3" "$4" | awk '{ printf "cpu-kinds user=%d system=%d irq=%d softirq=%d iowait=%d idle=%d\n",
+    $13-$2, $15-$4, $18-$7, $19-$8, $17-$6, $16-$5 }'
+  awk 'NR == FNR { before[$1] = $3; next }
+       { d = $3 - before[$1]; if (d > 0) print d, $2 }' "$1" "$2" |
+    sort -rn | head -10 | awk '{ printf "cpu-thread %s jiffies=%d\n", $2, $1 }'
+}
+
 # Seconds between two `date +%s.%N` stamps.
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -152,10 +169,15 @@ done
 # the reference: one plain TCP connection from node1 to node2 over the same shaped link.
 set_link tbf
 if [ "$NODE" = 2 ]; then
+  threads_now >/tmp/threads0
+  stat0=$(grep '^cpu ' /proc/stat)
   python3 "$MARS_ROOT/tests/qemu/guest/peer_tool.py" sink 10.78.0.2 9999 &
   sink=$!
   mark sink
   wait "$sink"
+  threads_now >/tmp/threads1
+  cpu_breakdown /tmp/threads0 /tmp/threads1 "$stat0" "$(grep '^cpu ' /proc/stat)" |
+    sed "s/^/tcp-reference node2 /" >>"$OUT/extra.txt"
 else
   wait_mark 2 60 sink
   sleep 1
@@ -173,19 +195,34 @@ if [ "$NODE" = 1 ]; then
 fi
 barrier catchup-go 300
 read -r b0 t0 <<<"$(cpu_now)"
+threads_now >/tmp/threads0
+stat0=$(grep '^cpu ' /proc/stat)
 s0=$(date +%s.%N)
 if [ "$NODE" = 2 ]; then
   from=$(tree_value resource-r0/replay-node2)
+  # `recv=W/C store=W/C ...`; empty while the fetch is paused (a resumed fetch counts from zero).
+  work0=$(tree_value resource-r0/actual-node2/fetch-work || true)
   marsadm resume-fetch r0 >/dev/null
   marsadm wait-replay r0 --timeout 900 >/dev/null
   s1=$(date +%s.%N)
   echo "catchup from $from to $(tree_value resource-r0/replay-node2)" >>"$OUT/extra.txt"
+  # The status is published once per strategy round (1 s).
+  sleep 1.5
+  work1=$(tree_value resource-r0/actual-node2/fetch-work)
+  echo "catchup fetch-work (ms wall/cpu, after minus before): $(awk -v a="$work0" -v b="$work1" 'BEGIN {
+    n = split(b, after, " "); split(a, before, " ")
+    for (i = 1; i <= n; i++) {
+      split(after[i], x, "[=/]"); split(before[i], y, "[=/]")
+      printf "%s%s=%d/%d", (i > 1 ? " " : ""), x[1], x[2] - y[2], x[3] - y[3]
+    } }')" >>"$OUT/extra.txt"
   mark caught-up
 else
   wait_mark 2 900 caught-up
   s1=$(date +%s.%N)
 fi
 read -r b1 t1 <<<"$(cpu_now)"
+threads_now >/tmp/threads1
+cpu_breakdown /tmp/threads0 /tmp/threads1 "$stat0" "$(grep '^cpu ' /proc/stat)" | sed "s/^/node$NODE /" >>"$OUT/extra.txt"
 # USER_HZ is 100: busy jiffies / 100 are CPU seconds.
 echo "catchup node$NODE seconds=$(elapsed "$s0" "$s1") cpu_busy_jiffies=$((b1 - b0)) all_jiffies=$((t1 - t0))" >>"$OUT/extra.txt"
 barrier catchup-done 120
