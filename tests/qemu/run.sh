@@ -99,6 +99,20 @@ done
 mapfile -t pending < <(printf '%s\n' "${pending[@]}" | sort -k1,1nr -k2 | awk 'NF {print $2}')
 
 declare -A job_name=() job_need=()
+# A runner stopped from outside (Ctrl-C, a CI time limit) takes its VMs with it: each running
+# scenario's `timeout` passes the signal on to the scenario, whose EXIT trap tears its VMs down;
+# then whatever VM is left is killed by its process group.
+stop_all() {
+  trap - INT TERM
+  local pid f
+  for pid in "${!job_name[@]}"; do pkill -TERM -P "$pid" 2>/dev/null || true; done
+  sleep 2
+  for f in "$run_dir"/*/*.pgid.*; do [ -f "$f" ] && { kill -KILL -- "-$(cat "$f")" 2>/dev/null || true; }; done
+  echo "VM suite stopped from outside after $(( $(date +%s) - suite_start ))s; results in $run_dir"
+  echo "$passed passed, $((failed + ${#job_name[@]} + ${#pending[@]})) failed"
+  exit 143
+}
+trap stop_all INT TERM
 free=$SLOTS; idx=0
 while [ "${#pending[@]}" -gt 0 ] || [ "${#job_name[@]}" -gt 0 ]; do
   started=0
