@@ -146,7 +146,9 @@ pub(crate) struct FetchWork {
 /// Wall-clock and CPU nanoseconds spent in one stage.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Spent {
+    /// Monotonic-clock nanoseconds in the stage, working or waiting.
     pub(crate) wall_ns: u64,
+    /// CPU nanoseconds of the thread in the stage (tick-sampled, [`thread_cpu_ns`]).
     pub(crate) cpu_ns: u64,
 }
 
@@ -166,6 +168,7 @@ struct Stopwatch {
 }
 
 impl Stopwatch {
+    /// Now, for a stage the calling thread begins.
     fn start() -> Stopwatch {
         Stopwatch { wall: monotonic_ns(), cpu: thread_cpu_ns() }
     }
