@@ -143,6 +143,18 @@ pub(crate) struct FetchWork {
     pub(crate) replay: Spent,
 }
 
+impl FetchWork {
+    /// The value of `fetch-work`: `recv=W/C store=W/C sync=W/C replay=W/C` in milliseconds.
+    pub(crate) fn words(&self, out: &mut TextBuf) {
+        use core::fmt::Write;
+        let stages = [("recv", self.recv), ("store", self.store), ("sync", self.sync), ("replay", self.replay)];
+        for (i, (name, spent)) in stages.iter().enumerate() {
+            let sep = if i == 0 { "" } else { " " };
+            let _ = write!(out, "{sep}{name}={}/{}", spent.wall_ns / 1_000_000, spent.cpu_ns / 1_000_000);
+        }
+    }
+}
+
 /// Wall-clock and CPU nanoseconds spent in one stage.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Spent {

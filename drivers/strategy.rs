@@ -471,11 +471,7 @@ impl Strategy {
                 }
             }
             f.words(&mut fetch_state);
-            let w = f.work;
-            for (name, spent) in [("recv", w.recv), ("store", w.store), ("sync", w.sync), ("replay", w.replay)] {
-                let sep = if name == "recv" { "" } else { " " };
-                let _ = write!(fetch_work, "{sep}{name}={}/{}", spent.wall_ns / 1_000_000, spent.cpu_ns / 1_000_000);
-            }
+            f.work.words(&mut fetch_work);
         }
         let mut sync = TextBuf::new();
         let mut consistency = TextBuf::new();
