@@ -53,6 +53,22 @@ if [ "${MARS_KERNEL_REFRESH:-0}" != 1 ]; then
   done
 fi
 
+# Builds bzImage and modules in a configured tree; marks it built. Make only builds what is missing,
+# so this also finishes a build that was interrupted (a stopped CI run, a killed session).
+build_tree() { # $1 = configured tree
+  local t=$1 jobs start
+  jobs=$(( $(nproc) + 1 ))
+  log "building linux $version ($VARIANT) with -j$jobs: about 20 minutes on 2 cores; log: $t/.mars-build.log"
+  start=$(date +%s)
+  if ! make -C "$t" -j"$jobs" "${MAKE_ARGS[@]}" bzImage modules >"$t/.mars-build.log" 2>&1; then
+    df -Pm "$KROOT" | awk 'NR==2 && $4 < 1024 {print "disk full under '"$KROOT"'"}' >&2
+    tail -30 "$t/.mars-build.log" >&2
+    return 1
+  fi
+  log "kernel built in $(( $(date +%s) - start )) s"
+  touch "$t/.mars-built"
+}
+
 # --- Find the newest linux-source-7.2 through a private apt configuration -----------------------
 # The system's apt sources stay untouched: sid/trixie-backports only ever appear in our own list.
 mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
@@ -76,6 +92,14 @@ version=$(apt-cache "${APT_OPTS[@]}" madison "linux-source-$SERIES" 2>/dev/null 
 [ -n "$version" ] || die "linux-source-$SERIES is in neither sid nor trixie-backports any more: pick a new series in scripts/kernel.sh (SERIES) and re-check docs/testing.md"
 log "newest linux-source-$SERIES: $version"
 if tree=$(built_tree_for "$version"); then echo "$tree"; exit 0; fi
+# A tree whose configuration completed (.mars-make-args is written last) but whose build did not:
+# finish it. Should that fail (say, an object file cut short by a kill), start from a fresh tree.
+tree="$KROOT/linux-$version-$VARIANT-$config_hash-$tool_hash"
+if [ -f "$tree/.mars-make-args" ] && [ -f "$tree/.config" ]; then
+  log "finishing the interrupted build in $tree"
+  if build_tree "$tree"; then echo "$tree"; exit 0; fi
+  log "finishing it failed: building from a fresh tree"
+fi
 
 # --- Download and unpack ------------------------------------------------------------------------
 need_mb=$((20 * 1024))
@@ -88,7 +112,6 @@ if [ -z "$deb" ]; then
     || die "download of linux-source-$SERIES=$version failed (network?)"
   deb=$(ls "$KROOT/debs/linux-source-${SERIES}_"*.deb | head -1)
 fi
-tree="$KROOT/linux-$version-$VARIANT-$config_hash-$tool_hash"
 rm -rf "$tree" "$tree.unpack"
 mkdir -p "$tree.unpack"
 log "unpacking $(basename "$deb")"
@@ -134,14 +157,5 @@ printf '%s\n' "$toolchain" > "$tree/.mars-toolchain"
 printf '%s\n' "${MAKE_ARGS[*]}" > "$tree/.mars-make-args"
 
 # --- Build ---------------------------------------------------------------------------------------
-jobs=$(( $(nproc) + 1 ))
-log "building linux $version ($VARIANT) with -j$jobs: about 18 minutes on 2 cores; log: $tree/.mars-build.log"
-start=$(date +%s)
-if ! make -C "$tree" -j"$jobs" "${MAKE_ARGS[@]}" bzImage modules >"$tree/.mars-build.log" 2>&1; then
-  df -Pm "$KROOT" | awk 'NR==2 && $4 < 1024 {print "disk full under '"$KROOT"'"}' >&2
-  tail -30 "$tree/.mars-build.log" >&2
-  die "kernel build failed: see $tree/.mars-build.log"
-fi
-log "kernel built in $(( $(date +%s) - start )) s"
-touch "$tree/.mars-built"
+build_tree "$tree" || die "kernel build failed: see $tree/.mars-build.log"
 echo "$tree"
