@@ -231,7 +231,7 @@ cluster_run_all() {
     node_wait "$k"; rc=$?
     if [ "$rc" -ne 0 ]; then
       echo "node$k: guest script exited $rc; last lines of its log:" >&2
-      tail -20 "$OUT/node$k.log" 2>/dev/null >&2 || tail -20 "$OUT/node$k.console.${NODE_BOOTS[k]}" >&2
+      { [ -s "$OUT/node$k.log" ] && tail -12 "$OUT/node$k.log"; } >&2 || tail -12 "$OUT/node$k.console.${NODE_BOOTS[k]}" >&2
       fail=1
     fi
   done

@@ -82,7 +82,7 @@ report() {
     reason="exit $rc"; [ "$rc" -eq 124 ] && reason="timed out after ${limit}s"
     [ "$rc" -eq 125 ] && reason="kernel trouble"
     echo "FAIL $name (${secs}s, $reason, seed $seed); log: $out/scenario.log"
-    sed 's/^/    /' "$out/scenario.log" | tail -25
+    sed 's/^/    /' "$out/scenario.log" | tail -40
     failed=$((failed + 1))
   fi
   echo "$name $rc ${secs}s" >>"$run_dir/summary"

@@ -6,7 +6,8 @@ mount_mars
 form_cluster "fd78::$NODE" "fd78::1"
 peer=$(( NODE == 1 ? 2 : 1 ))
 [ "$(tree_value ips/ip-node$NODE)" = "fd78::$NODE" ] || fail "ips/ip-node$NODE is $(tree_value ips/ip-node$NODE)"
-grep -q "^listen \[fd78:0:0:0:0:0:0:$NODE\]:7777" /proc/mars/status || fail "not listening on fd78::$NODE: $(grep listen /proc/mars/status)"
+# The strategy thread opens the listeners on its next round after joining.
+wait_for "grep -q '^listen \[fd78:0:0:0:0:0:0:$NODE\]:7777' /proc/mars/status" 10
 wait_peer_up "$peer"
 peer_line "node$peer" | grep -q "\[fd78:0:0:0:0:0:0:$peer\]:7777" || fail "peer not reached over IPv6: $(peer_line node$peer)"
 ss -tn | grep -q "\[fd78::$NODE\]" || fail "no IPv6 connection in ss: $(ss -tn)"

@@ -248,12 +248,21 @@ pub fn run(cli: Cli) -> Result<()> {
                 Some(ip) => ip.clone(),
                 None => host::default_address()?,
             };
-            let seen = ModuleStatus::read(&cli.proc_dir).map(|s| s.lamport).unwrap_or(Stamp::ZERO);
+            let module = ModuleStatus::read(&cli.proc_dir).ok();
+            let seen = module.as_ref().map(|s| s.lamport).unwrap_or(Stamp::ZERO);
             let mut tree = Tree::new(&cli.mars_dir, &me, seen);
             let now_secs =
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let secret: [u8; SECRET_LEN] = peer::random_bytes()?;
             let created = cluster::create_cluster(&mut tree, &me, &address, now_secs, &secret)?;
+            // With mars.ko loaded, the command returns once other hosts can join: the strategy
+            // thread opens the listeners on its next round. Without it, the tree is ready for
+            // the module's first load.
+            if module.is_some() {
+                wait_module(&cli, Duration::from_secs(cli.timeout), "to listen for joining hosts", |s| {
+                    s.cluster == "member" && s.listen.is_some()
+                })?;
+            }
             output::emit(&created, cli.json)
         }
         Command::JoinCluster { peer, ip, secret_file } => {
