@@ -255,13 +255,16 @@ pub fn run(cli: Cli) -> Result<()> {
                 std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             let secret: [u8; SECRET_LEN] = peer::random_bytes()?;
             let created = cluster::create_cluster(&mut tree, &me, &address, now_secs, &secret)?;
-            // With mars.ko loaded, the command returns once other hosts can join: the strategy
-            // thread opens the listeners on its next round. Without it, the tree is ready for
-            // the module's first load.
+            // With mars.ko loaded, the command returns once other hosts can join (the strategy
+            // thread opens the listeners on its next round), or says why they cannot yet.
+            // Without it, the tree is ready for the module's first load.
             if module.is_some() {
-                wait_module(&cli, Duration::from_secs(cli.timeout), "to listen for joining hosts", |s| {
-                    s.cluster == "member" && s.listen.is_some()
+                wait_module(&cli, Duration::from_secs(cli.timeout), "to try listening for joining hosts", |s| {
+                    s.cluster == "member" && (s.listen.is_some() || s.listen_error.is_some())
                 })?;
+                if let Some(why) = ModuleStatus::read(&cli.proc_dir)?.listen_error {
+                    eprintln!("marsadm: warning: other hosts cannot join yet, mars.ko does not listen: {why}");
+                }
             }
             output::emit(&created, cli.json)
         }

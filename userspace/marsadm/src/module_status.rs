@@ -30,6 +30,9 @@ pub struct ModuleStatus {
     /// Where the tree server listens (`None`: not listening).
     #[serde(skip)]
     pub listen: Option<String>,
+    /// Why the module does not listen, once it has tried (`listen none REASON`).
+    #[serde(skip)]
+    pub listen_error: Option<String>,
     /// The peers this host's clients talk to.
     #[serde(skip)]
     pub peers: Vec<PeerStatus>,
@@ -106,6 +109,7 @@ impl ModuleStatus {
         let mut cluster = None;
         let mut lamport = 0;
         let mut listen = None;
+        let mut listen_error = None;
         let mut port = None;
         let mut peers = Vec::new();
         for (n, line) in text.lines().enumerate() {
@@ -126,7 +130,10 @@ impl ModuleStatus {
                 "cluster" => cluster = Some(value.to_string()),
                 "lamport_ns" => lamport = number()?,
                 "port" => port = Some(number()?),
-                "listen" => listen = value.strip_prefix("none").is_none().then(|| value.to_string()),
+                "listen" => match value.strip_prefix("none") {
+                    Some(reason) => listen_error = Some(reason.trim()).filter(|r| !r.is_empty()).map(str::to_string),
+                    None => listen = Some(value.to_string()),
+                },
                 "peer" => peers.push(PeerStatus::parse(value).with_context(|| format!("line {}", n + 1))?),
                 _ => {}
             }
@@ -139,6 +146,7 @@ impl ModuleStatus {
             lamport: Stamp::new(lamport, HostId(0)),
             port,
             listen,
+            listen_error,
             peers,
         })
     }
@@ -183,6 +191,7 @@ mod tests {
                 lamport: Stamp::new(77, HostId(0)),
                 port: None,
                 listen: None,
+                listen_error: None,
                 peers: vec![],
             }
         );
@@ -202,6 +211,9 @@ mod tests {
         let s = ModuleStatus::parse("version 1\nuptime_s 1\nresources 0\nlisten none ips/ip-x holds no IP address\n")
             .unwrap();
         assert_eq!(s.listen, None);
+        assert_eq!(s.listen_error.as_deref(), Some("ips/ip-x holds no IP address"));
+        let s = ModuleStatus::parse("version 1\nuptime_s 1\nresources 0\nlisten none \n").unwrap();
+        assert_eq!((s.listen, s.listen_error), (None, None), "not tried yet");
     }
 
     #[test]

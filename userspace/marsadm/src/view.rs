@@ -420,6 +420,7 @@ mod tests {
             lamport: Stamp::new(0, HostId(0)),
             port: None,
             listen: None,
+            listen_error: None,
             peers: vec![],
         }
     }
