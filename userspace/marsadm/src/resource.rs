@@ -286,11 +286,7 @@ pub fn create_resource(
     ctx.set(Key::Size { resource: res }, &size.to_string())?;
     ctx.set(Key::DeviceName { resource: res, host: &host }, res)?;
     ctx.set(Key::Primary { resource: res }, &host)?;
-    // The switches a joining host gets too: after a handover this host follows the new
-    // primary like any secondary.
-    for switch in [Switch::Attach, Switch::Sync, Switch::Fetch, Switch::Replay] {
-        ctx.set(switch.key(res, &host), "1")?;
-    }
+    ctx.set(Switch::Attach.key(res, &host), "1")?;
     // Last: the kernel takes up a resource once it has a data device here.
     ctx.set(Key::DataDevice { resource: res, host: &host }, path)?;
     ctx.wait(
@@ -388,70 +384,29 @@ pub fn leave_resource(ctx: &mut Ctx, name: &str) -> Result<Done> {
     })
 }
 
-/// `marsadm primary [--force] NAME`: makes this host primary of `name`.
-///
-/// With another host designated, a planned handover: refused while that host's `/dev/mars/NAME`
-/// is open or this host's copy is not consistent or its fetch is paused; then `primary` names
-/// this host, the old primary stops, and the kernel here begins logging once it has fetched and
-/// replayed all of the old primary's log (`handover::switchover`). `force`: a failover with what
-/// this host holds (refused only on an inconsistent copy): the fetch is switched off for the
-/// switch (the kernel's sign to take over at once) and on again once this host logs.
+/// `marsadm primary [--force] NAME`: makes this host primary, so `/dev/mars/NAME` appears here.
+/// Without `force` it refuses while another host is the designated primary.
 pub fn primary(ctx: &mut Ctx, name: &str, force: bool) -> Result<Done> {
     ctx.require_member()?;
     let res = ctx.local(name)?;
     let host = ctx.host.clone();
+    if let Some(other) = ctx.get(Key::Primary { resource: res })? {
+        if other != host && other != NO_PRIMARY && !force {
+            bail!(
+                "{other} is the designated primary of {res}: run `marsadm secondary {res}` first, \
+                 or `marsadm primary --force {res}`"
+            );
+        }
+    }
     if !ctx.switched_up(res)? {
         bail!("{res} is down on {host}: run `marsadm up {res}` first");
-    }
-    let old = ctx.get(Key::Primary { resource: res })?.filter(|p| *p != host && p != NO_PRIMARY);
-    if let Some(consistency) = ctx.status(res, Status::Consistency)?.filter(|c| !c.is_empty() && c != "consistent") {
-        bail!(
-            "{host}'s copy of {res} is not consistent ({consistency}): it cannot become primary, \
-             forced or not; wait for the sync (`marsadm wait-sync {res}`)"
-        );
-    }
-    if let (Some(old), false) = (&old, force) {
-        // The old primary publishes its count once per round and it reaches this host with the
-        // next tree exchange: a count above 0 is looked at again for a while before refusing.
-        let deadline = std::time::Instant::now() + ctx.timeout.min(IN_USE_GRACE * 2);
-        let openers = loop {
-            let n = ctx.get(Status::OpenCount.key(res, old))?.and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
-            if n == 0 || std::time::Instant::now() >= deadline {
-                break n;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        if openers > 0 {
-            bail!(
-                "{old} is primary of {res} and its /dev/mars/{res} is in use ({openers} opener(s)): stop its users \
-                 (umount) there first; a planned handover waits until {old} has stopped, or `marsadm primary --force \
-                 {res}` takes over without {old}'s unreplayed writes"
-            );
-        }
-        if ctx.get(Switch::Fetch.key(res, &host))?.as_deref() != Some("1") {
-            bail!(
-                "the fetch of {res} is paused on {host}: a planned handover fetches the rest of {old}'s log \
-                 (`marsadm resume-fetch {res}`), or `marsadm primary --force {res}` takes over with what is here"
-            );
-        }
-    }
-    if force {
-        ctx.set(Switch::Fetch.key(res, &host), "0")?;
     }
     ctx.set(Key::Primary { resource: res }, &host)?;
     ctx.wait(
         res,
         &[Goal::Status { item: Status::IsAttached, value: "1" }, Goal::Status { item: Status::IsPrimary, value: "1" }],
     )?;
-    if force {
-        ctx.set(Switch::Fetch.key(res, &host), "1")?;
-    }
-    let how = match (&old, force) {
-        (Some(old), false) => format!(" (handed over from {old}, all of its log replayed here)"),
-        (Some(old), true) => format!(" (forced: writes of {old} not replayed here are not in {res}'s history)"),
-        (None, _) => String::new(),
-    };
-    ctx.done("primary", res, format!("{res}: {host} is primary{how}, /dev/mars/{res} is ready"))
+    ctx.done("primary", res, format!("{res}: {host} is primary, /dev/mars/{res} is ready"))
 }
 
 /// `marsadm secondary NAME`: no host is primary any more; `/dev/mars/NAME` goes away here.
@@ -900,8 +855,6 @@ mod tests {
                 data_device: tree.value(&key(Key::DataDevice { resource: res, host })?)?.is_some(),
                 attach: on(&mut tree, Switch::Attach.key(res, host))?,
                 primary: tree.value(&key(Key::Primary { resource: res })?)?.as_deref() == Some(host),
-                // One host: its own log is the newest it knows (handover::switchover says Now).
-                ready: true,
                 log_rotate: counter(&mut tree, Switch::LogRotate.key(res, host))?,
                 log_delete: counter(&mut tree, Switch::LogDelete.key(res, host))?,
             };
@@ -1372,32 +1325,19 @@ mod tests {
     }
 
     #[test]
-    fn a_handover_is_refused_while_the_old_primary_is_in_use_unless_forced() {
+    fn primary_respects_another_designated_primary_unless_forced() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ctx = member(dir.path());
         let _kernel = FakeKernel::start(dir.path());
         create_resource(&mut ctx, "r0", Path::new("/dev/vda"), None, gib).expect("creates");
         secondary(&mut ctx, "r0").expect("secondary");
         ctx.tree.set("resource-r0/primary", "node2").unwrap();
-        ctx.tree.set("resource-r0/actual-node2/open-count", "2").unwrap();
-        let before = snapshot(dir.path());
         let e = primary(&mut ctx, "r0", false).unwrap_err();
-        assert!(e.to_string().contains("node2 is primary of r0 and its /dev/mars/r0 is in use (2 opener(s))"), "{e}");
-        assert_eq!(snapshot(dir.path()), before, "a refusal leaves /mars as it was");
-        ctx.tree.set("resource-r0/actual-node2/open-count", "0").unwrap();
-        ctx.tree.set("resource-r0/todo-node1/fetch", "0").unwrap();
-        let e = primary(&mut ctx, "r0", false).unwrap_err();
-        assert!(e.to_string().contains("the fetch of r0 is paused on node1"), "{e}");
-        ctx.tree.set("resource-r0/actual-node1/consistency", "inconsistent: syncing, 1 of 2 bytes").unwrap();
-        let e = primary(&mut ctx, "r0", true).unwrap_err();
-        assert!(e.to_string().contains("not consistent (inconsistent: syncing, 1 of 2 bytes)"), "{e}");
-        ctx.tree.set("resource-r0/actual-node1/consistency", "consistent").unwrap();
-        ctx.tree.set("resource-r0/actual-node2/open-count", "2").unwrap();
+        assert!(e.to_string().contains("node2 is the designated primary of r0"), "{e}");
         let e = log_rotate(&mut ctx, "r0").unwrap_err();
         assert!(e.to_string().contains("r0 is not primary on node1"), "{e}");
         primary(&mut ctx, "r0", true).expect("forced");
         assert_eq!(value(&mut ctx, "resource-r0/primary").as_deref(), Some("node1"));
-        assert_eq!(value(&mut ctx, "resource-r0/todo-node1/fetch").as_deref(), Some("1"));
     }
 
     #[test]

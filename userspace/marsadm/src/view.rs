@@ -63,9 +63,6 @@ pub struct ResourceView {
     /// What a secondary's data device may be claimed to be (`actual-HOST/consistency`):
     /// `consistent`, or `inconsistent: ` and why.
     pub consistency: Option<String>,
-    /// While this host is the designated primary but does not log yet, why
-    /// (`actual-HOST/switchover`: the old primary still logs, its log is being caught up with).
-    pub switchover: Option<String>,
     /// How far a secondary's replay is behind its primary's log (`actual-HOST/lag`).
     pub lag: Option<ReplayLag>,
     /// This host's sync rate limit in bytes per second, 0: none (`todo-HOST/sync-rate`).
@@ -177,7 +174,6 @@ pub fn read_resource(tree: &mut Tree, res: &str, host: &str) -> Result<ResourceV
             })?),
         },
         consistency: r.text(status(Status::Consistency))?.filter(|v| !v.is_empty()),
-        switchover: r.text(status(Status::Switchover))?.filter(|v| !v.is_empty()),
         lag: match r.text(status(Status::Lag))?.filter(|v| !v.is_empty()) {
             None => None,
             Some(v) => {
@@ -400,9 +396,6 @@ impl fmt::Display for ResourceView {
         if let Some(c) = &self.consistency {
             writeln!(f, "  consistency   {c}")?;
         }
-        if let Some(w) = &self.switchover {
-            writeln!(f, "  switchover    {w}")?;
-        }
         // One cause per line.
         let mut causes = self.error.as_deref().unwrap_or("none").split(CAUSE_SEPARATOR);
         writeln!(f, "  error         {}", causes.next().unwrap_or("none"))?;
@@ -482,7 +475,6 @@ mod tests {
                 sync_status: None,
                 sync: None,
                 consistency: None,
-                switchover: None,
                 lag: None,
                 sync_rate: 0,
                 fetch_rate: 0,

@@ -97,14 +97,10 @@ impl Waiter<'_> {
         Ok(None)
     }
 
-    /// The kernel's error text for the resource on this host, if it reports one, or else why a
-    /// designated primary does not log yet (`switchover`).
+    /// The kernel's error text for the resource on this host, if it reports one.
     fn kernel_error(&self, tree: &mut Tree) -> Result<Option<String>> {
-        let error = tree.value(&self.status_key(Status::Error)?)?.filter(|e| !e.is_empty());
-        match error {
-            Some(e) => Ok(Some(e)),
-            None => Ok(tree.value(&self.status_key(Status::Switchover)?)?.filter(|w| !w.is_empty())),
-        }
+        let k = self.status_key(Status::Error)?;
+        Ok(tree.value(&k)?.filter(|e| !e.is_empty()))
     }
 
     /// The error of a timed-out wait for `missing`, quoting the kernel's `error` if there is one.
