@@ -35,10 +35,8 @@ use crate::kx::time::{monotonic_ms, monotonic_ns, real_time_nanos, thread_cpu_ns
 use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::mars_core::errno::describe;
-use crate::mars_core::fetch::{
-    behind, copies_unneeded_below, next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay,
-};
-use crate::mars_core::names::{parse_logfile_name, HostName};
+use crate::mars_core::fetch::{behind, next_fetch, next_replay, past_closed, Fetch, LogFile, LogPosition, Replay};
+use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::peer_link::Failure;
 use crate::mars_core::pipeline::Pipeline;
 use crate::mars_core::proto::{Channel, MessageType};
@@ -110,8 +108,6 @@ pub(crate) struct FetchView {
     pub(crate) state: FetchState,
     /// The end of the newest local copy.
     pub(crate) fetched: LogPosition,
-    /// The origin of the logfile `fetched` lies in.
-    pub(crate) fetched_origin: Option<HostName>,
     /// The end of the primary's newest logfile, as last listed.
     pub(crate) primary_end: LogPosition,
     /// Where replay stands.
@@ -130,10 +126,6 @@ pub(crate) struct FetchView {
     pub(crate) caught_up_s: Option<u64>,
     /// Where the fetch and replay threads spent their time since the fetch started.
     pub(crate) work: FetchWork,
-    /// The followed host had stopped logging before a listing, and everything that listing
-    /// showed is fetched and replayed here: this host holds the whole of its log (what a
-    /// planned handover waits for, `handover::switchover`).
-    pub(crate) caught_up: bool,
 }
 
 /// Time the fetch and replay threads spent in each stage since the fetch started
@@ -235,10 +227,6 @@ struct Shared {
     cut_request: Option<LogPosition>,
     /// The replay thread is being stopped.
     stopping: bool,
-    /// The strategy saw the followed host stop logging (`actual-HOST/is-primary` = 0).
-    stopped_seen: bool,
-    /// The last listing was asked for after `stopped_seen`: it shows the followed host's final log.
-    listed_final: bool,
 }
 
 impl Shared {
@@ -261,7 +249,6 @@ impl Shared {
             (None, None) => FetchState::Busy,
         };
         self.view.consistency = consistency(self.sync, self.mark, pos, self.restart_mark);
-        self.view.caught_up = self.listed_final && self.replay_on && self.view.state == FetchState::UpToDate;
         // Paused once no replay runs with the switch off.
         self.view.replay_paused = !self.replay_on && !self.replaying;
     }
@@ -342,7 +329,6 @@ impl LogFetch {
         let view = FetchView {
             state: FetchState::Starting,
             fetched: start,
-            fetched_origin: None,
             primary_end: start,
             replayed: start,
             bytes: 0,
@@ -351,7 +337,6 @@ impl LogFetch {
             behind: (0, 0),
             caught_up_s: None,
             work: FetchWork::default(),
-            caught_up: false,
         };
         Ok(try_pin_init!(LogFetch {
             resource: res,
@@ -380,8 +365,6 @@ impl LogFetch {
                     replaying: false,
                     cut_request: None,
                     stopping: false,
-                    stopped_seen: false,
-                    listed_final: false,
                 },
                 "mars_fetch"
             ),
@@ -411,18 +394,6 @@ impl LogFetch {
         shared.refresh();
     }
 
-    /// Whether the followed host has stopped logging (the strategy saw its `is-primary` = 0): a
-    /// listing asked for after that is of its final log. Seen logging again, listings made
-    /// before no longer count.
-    pub(crate) fn set_origin_stopped(&self, stopped: bool) {
-        let mut shared = self.shared.lock();
-        shared.stopped_seen = stopped;
-        if !stopped && shared.listed_final {
-            shared.listed_final = false;
-            shared.refresh();
-        }
-    }
-
     /// Lets a sync begin or not (`todo-HOST/sync`).
     pub(crate) fn set_sync(&self, on: bool) {
         self.shared.lock().sync_on = on;
@@ -446,33 +417,16 @@ impl LogFetch {
     /// it still has a logfile from there on: replay will start at that position
     /// ([`sync_start`]). Returns the start, if the sync began.
     fn begin_sync(&self, host: &str, remote: &[LogFile], full: bool, status: &ModuleStatus) -> Result<Option<LogPosition>> {
-        // The primary's position, in whichever logfile: a new primary's may still lie in its
-        // predecessor's log.
-        let Some((applied, _)) = replay_position::load_any(self.res(), self.origin())? else {
+        let Some(applied) = replay_position::load(self.res(), self.origin(), self.origin())? else {
             return Ok(None);
         };
         let Some(start) = sync_start(LogPosition { seq: applied.file, offset: applied.offset }, remote) else {
             return Ok(None);
         };
         let at = LogPos { file: start.seq, offset: start.offset };
-        // Copies from the start on that are not a prefix of the primary's logfile of their
-        // number (another origin, longer: a forked history, `invalidate` after a split brain)
-        // go first, durably: replay from the start needs the primary's.
-        let mut dropped = false;
-        for l in self.local()? {
-            let prefix = remote.iter().any(|r| r.seq == l.seq && r.origin == l.origin && r.len >= l.len);
-            if l.seq >= start.seq && !prefix {
-                logfiles::unlink(&self.dir, l.seq, l.origin.as_str())?;
-                pr_info!("resource {}: dropped log-{:09}-{}: not in {}'s history\n", self.res(), l.seq, l.origin.as_str(), self.origin());
-                dropped = true;
-            }
-        }
-        if dropped {
-            KFile::open(&self.dir, OpenMode::Read)?.sync_all()?;
-        }
         // In this order: a crash between leaves a sync that is still wanted or that copies
         // from a start that is stored already.
-        replay_position::store_durable(self.res(), host, origin_of(start.seq, &[remote], self.origin()), at, status)?;
+        replay_position::store_durable(self.res(), host, self.origin(), at, status)?;
         sync_record::store_mark(self.res(), host, self.origin(), None, status)?;
         sync_record::store_status(self.res(), host, SyncStatus::Copying { done: 0, total: self.size, full }, status)?;
         pr_info!(
@@ -494,8 +448,7 @@ impl LogFetch {
         tree_store::text(&self.primary)
     }
 
-    /// The followed host's logfiles of the resource, oldest first: its own, and the copies it
-    /// serves of the history before them (after a handover, the previous primary's).
+    /// The primary's logfiles of the resource (only its own: log-N-PRIMARY), oldest first.
     fn list(&self, conn: &mut Conn<'_>, rx: &mut KVVec<u8>) -> core::result::Result<KVec<LogFile>, Failed> {
         let mut wire = conn.live_wire();
         let id = conn.next_id();
@@ -518,26 +471,24 @@ impl LogFetch {
         };
         let mut remote = KVec::new();
         for entry in entries.iter() {
-            let Ok((seq, origin)) = parse_logfile_name(entry.name.as_bytes()) else { continue };
-            let Ok(origin) = HostName::new(origin.as_bytes()) else { continue };
-            remote.push(LogFile { seq, origin, len: entry.size }, GFP_KERNEL).map_err(|_| Failed::nomem())?;
+            match parse_logfile_name(entry.name.as_bytes()) {
+                Ok((seq, origin)) if origin.as_bytes() == self.primary.as_slice() => {
+                    remote.push(LogFile { seq, len: entry.size }, GFP_KERNEL).map_err(|_| Failed::nomem())?;
+                }
+                _ => {}
+            }
         }
         Ok(remote)
     }
 
-    /// The logfiles here (copies, and this host's own from when it was primary), oldest first.
+    /// This host's copies of the primary's logfiles, oldest first.
     fn local(&self) -> Result<KVec<LogFile>> {
         let mut local = KVec::new();
-        for (seq, origin) in logfiles::all(&self.dir)? {
-            let len = KFile::open(&logfiles::path(&self.dir, seq, origin.as_str())?, OpenMode::Read)?.size();
-            local.push(LogFile { seq, origin, len }, GFP_KERNEL)?;
+        for seq in logfiles::numbers(&self.dir, self.origin())? {
+            let len = KFile::open(&logfiles::path(&self.dir, seq, self.origin())?, OpenMode::Read)?.size();
+            local.push(LogFile { seq, len }, GFP_KERNEL)?;
         }
         Ok(local)
-    }
-
-    /// `DIR/log-SEQ-ORIGIN` of logfile `seq` as `files` name it.
-    fn path_in(&self, files: &[LogFile], seq: u32) -> Result<KPath> {
-        logfiles::path(&self.dir, seq, origin_of(seq, &[files], self.origin()))
     }
 
     /// Fetches what the copies lack, up to [`RUN_BYTES`] and as far as the rate limit lets it,
@@ -568,23 +519,6 @@ impl LogFetch {
         loop {
             while !drain && throttled_ms == 0 && pipeline.has_room() && asked < RUN_BYTES {
                 let step = next_fetch(remote, local, needed, asked_to, PIECE);
-                if let Fetch::Empty { seq } = step {
-                    // Only with nothing in flight: a copy of a later logfile tells replay that
-                    // the ones before are complete.
-                    if !pipeline.is_empty() {
-                        break;
-                    }
-                    let origin = remote.iter().find(|r| r.seq == seq).map(|r| r.origin).ok_or(EINVAL).map_err(io)?;
-                    logfiles::create_empty(&self.dir, seq, origin.as_str()).map_err(io)?;
-                    push_sorted(local, LogFile { seq, origin, len: 0 }).map_err(io)?;
-                    let durable = owned_list(local).map_err(io)?;
-                    let mut shared = self.shared.lock();
-                    shared.durable = durable;
-                    shared.bump();
-                    drop(shared);
-                    self.replay_wake.notify_all();
-                    continue;
-                }
                 let Fetch::Piece { seq, offset, len } = step else {
                     problem = match step {
                         Fetch::NeedsSync { seq } => Some(FetchState::NeedsSync(seq)),
@@ -599,7 +533,7 @@ impl LogFetch {
                     break;
                 }
                 let Some(id) = pipeline.issue((seq, offset, len), monotonic_ms()) else { break };
-                let name = logfiles::name(seq, origin_of(seq, &[remote], self.origin())).map_err(io)?;
+                let name = logfiles::name(seq, self.origin()).map_err(io)?;
                 let request =
                     Message::LogFetch { resource: self.res(), file: tree_store::text(&name), offset, length: len };
                 let mut scratch = [0u8; 256];
@@ -618,8 +552,7 @@ impl LogFetch {
             let Ok((seq, offset, len)) = pipeline.complete(header.request_id) else {
                 return Err(Failed::wrong_id(&mut wire));
             };
-            let asked_for =
-                |file: &str| parse_logfile_name(file.as_bytes()) == Ok((seq, origin_of(seq, &[remote], self.origin())));
+            let asked_for = |file: &str| parse_logfile_name(file.as_bytes()) == Ok((seq, self.origin()));
             let data = match message {
                 Message::LogData { file, offset: at, data, .. } if at == offset && asked_for(file) => data,
                 Message::LogData { .. } => {
@@ -658,7 +591,8 @@ impl LogFetch {
                 if let Some(c) = copy.take() {
                     self.publish(&c, local).map_err(io)?;
                 }
-                let file = KFile::open(&self.path_in(remote, seq).map_err(io)?, OpenMode::Write).map_err(io)?;
+                let file = KFile::open(&logfiles::path(&self.dir, seq, self.origin()).map_err(io)?, OpenMode::Write)
+                    .map_err(io)?;
                 copy = Some(Copy { seq, file, unsynced: 0 });
             }
             let Some(c) = copy.as_mut() else { continue };
@@ -668,18 +602,13 @@ impl LogFetch {
             let grown = offset + data.len() as u64;
             match local.iter_mut().find(|l| l.seq == seq) {
                 Some(l) => l.len = grown,
-                None => {
-                    let origin = remote.iter().find(|r| r.seq == seq).map(|r| r.origin);
-                    let origin = origin.ok_or(EINVAL).map_err(io)?;
-                    push_sorted(local, LogFile { seq, origin, len: grown }).map_err(io)?
-                }
+                None => push_sorted(local, LogFile { seq, len: grown }).map_err(io)?,
             }
             appended += data.len() as u64;
             {
                 let mut shared = self.shared.lock();
                 shared.view.bytes = shared.view.bytes.saturating_add(data.len() as u64);
                 shared.view.fetched = LogPosition { seq, offset: grown };
-                shared.view.fetched_origin = remote.iter().find(|r| r.seq == seq).map(|r| r.origin);
                 shared.view.work.store.add(store_start);
             }
             if c.unsynced >= PUBLISH_BYTES {
@@ -723,7 +652,7 @@ impl LogFetch {
                     if st.stuck == Some((pos, len)) {
                         return Ok(pos);
                     }
-                    let path = self.path_in(local, seq)?;
+                    let path = logfiles::path(&self.dir, seq, self.origin())?;
                     let log = SioBrick::open_prefix(&path, len)?;
                     let done = replay(&log, offset, &*self.dev, &mut st.mem)?;
                     let stop = LogPosition { seq, offset: done.stop.offset as u64 };
@@ -745,7 +674,7 @@ impl LogFetch {
                             "resource {}: copy of logfile {} of {} fails at {} ({}); fetching it again from there\n",
                             self.res(),
                             seq,
-                            origin_of(seq, &[local], self.origin()),
+                            self.origin(),
                             stop.offset,
                             crate::shown::Shown(&done.stop)
                         );
@@ -773,8 +702,8 @@ impl LogFetch {
     /// reached the end of this one, which is only right while a later copy means a complete
     /// earlier one: the fetch begins a logfile only after the one before is complete.
     fn cut_copy(&self, at: LogPosition) -> Result {
-        logfiles::delete_all_above(&self.dir, at.seq)?;
-        let path = self.path_in(&self.local()?, at.seq)?;
+        logfiles::delete_above(&self.dir, self.origin(), at.seq)?;
+        let path = logfiles::path(&self.dir, at.seq, self.origin())?;
         let file = KFile::open(&path, OpenMode::Write)?;
         if file.size() > at.offset {
             file.truncate(at.offset)?;
@@ -802,13 +731,11 @@ impl LogFetch {
         drop(shared);
         let replay_start = Stopwatch::start();
         let done = self.replay(&mut st, &local, from).and_then(|to| {
-            let remote = owned_list(&self.shared.lock().remote)?;
-            let to = past_closed(&remote, to);
+            let to = past_closed(&self.shared.lock().remote, to);
             if to != from {
                 let host = status.host_str().ok_or(EINVAL)?;
                 let at = LogPos { file: to.seq, offset: to.offset };
-                let origin = origin_of(to.seq, &[&local, &remote], self.origin());
-                replay_position::store_durable(self.res(), host, origin, at, status)?;
+                replay_position::store_durable(self.res(), host, self.origin(), at, status)?;
             }
             Ok(to)
         });
@@ -864,11 +791,6 @@ impl LogFetch {
     }
 }
 
-/// The origin of logfile `seq` in the first of `lists` that has it; `fallback` if none does.
-fn origin_of<'a>(seq: u32, lists: &[&'a [LogFile]], fallback: &'a str) -> &'a str {
-    lists.iter().find_map(|l| l.iter().find(|f| f.seq == seq)).map_or(fallback, |f| f.origin.as_str())
-}
-
 /// A copy of the logfile list `files` the caller owns.
 fn owned_list(files: &[LogFile]) -> Result<KVec<LogFile>> {
     let mut out = KVec::with_capacity(files.len(), GFP_KERNEL)?;
@@ -904,8 +826,6 @@ impl Work for LogFetch {
         let own = &mut *own;
         let host = conn.status().host_str().ok_or(EINVAL).map_err(io)?;
         let listed_at = real_time_nanos() / 1_000_000_000;
-        // Read before the list is asked for: if set, the list is of the followed host's final log.
-        let listed_final = self.shared.lock().stopped_seen;
         let remote = self.list(conn, &mut own.rx)?;
         let cut = self.shared.lock().cut_request;
         if let Some(at) = cut {
@@ -919,16 +839,15 @@ impl Work for LogFetch {
         if let Some(last) = local.last() {
             let published = self.shared.lock().durable.iter().find(|l| l.seq == last.seq).map(|l| l.len);
             if published != Some(last.len) {
-                let path = logfiles::path(&self.dir, last.seq, last.origin.as_str()).map_err(io)?;
+                let path = logfiles::path(&self.dir, last.seq, self.origin()).map_err(io)?;
                 KFile::open(&path, OpenMode::Write).and_then(|f| f.sync_data()).map_err(io)?;
             }
         }
         {
             let mut st = self.replay.lock();
             if st.pos.is_none() {
-                let stored = replay_position::load_any(self.res(), host).map_err(io)?;
-                let at =
-                    stored.map_or(LogPosition { seq: 1, offset: 0 }, |(p, _)| LogPosition { seq: p.file, offset: p.offset });
+                let stored = replay_position::load(self.res(), host, self.origin()).map_err(io)?;
+                let at = stored.map_or(LogPosition { seq: 1, offset: 0 }, |p| LogPosition { seq: p.file, offset: p.offset });
                 st.pos = Some(at);
                 let here = end(local.last());
                 let mut shared = self.shared.lock();
@@ -958,7 +877,7 @@ impl Work for LogFetch {
             }
         }
         let mut copied = sync.is_some_and(|s| s.is_done());
-        let mark = sync_record::load_mark(self.res(), host)
+        let mark = sync_record::load_mark(self.res(), host, self.origin())
             .map_err(io)?
             .map(|m| LogPosition { seq: m.file, offset: m.offset });
         if copied && mark.is_none() && sync_on {
@@ -971,7 +890,6 @@ impl Work for LogFetch {
             let mut shared = self.shared.lock();
             shared.view.primary_end = end(remote.last());
             shared.view.fetched = end(local.last());
-            shared.view.fetched_origin = local.last().map(|l| l.origin);
             shared.durable = owned_list(&local).map_err(|_| Failed::nomem())?;
             shared.view.replayed
         };
@@ -989,7 +907,7 @@ impl Work for LogFetch {
         let diverged = matches!(problem, Some(FetchState::Diverged(_)));
         let gate = replay_on && !diverged && copied;
         let all_here = next_fetch(&remote, &local, pos, None, PIECE) == Fetch::UpToDate;
-        let (pos, below) = {
+        let pos = {
             let mut shared = self.shared.lock();
             // A gate that opened, or a logfile replay has finished that the primary has now
             // closed (which only this listing shows): work for the replay thread.
@@ -998,23 +916,20 @@ impl Work for LogFetch {
                 shared.gate = gate;
                 shared.bump();
             }
-            // Copies replay is past go once the primary no longer lists them either (replay
-            // never goes back; a sync starts from the primary's logfiles): kept as long as the
-            // primary keeps them, they let this host serve a lagging member after a handover.
-            let below = copies_unneeded_below(&remote, shared.view.replayed);
             shared.remote = remote;
             shared.listed_at = listed_at;
             shared.sync = sync;
             shared.mark = mark;
             shared.problem = problem;
             shared.fetch_idle = all_here && appended == 0;
-            shared.listed_final = listed_final;
             shared.refresh();
-            (shared.view.replayed, below)
+            shared.view.replayed
         };
         self.replay_wake.notify_all();
-        if local.first().is_some_and(|l| l.seq < below.min(pos.seq)) {
-            logfiles::delete_all_below(&self.dir, below).map_err(io)?;
+        // Copies replay is past are not needed here any more (replay never goes back; a sync
+        // starts from the primary's logfiles).
+        if local.first().is_some_and(|l| l.seq < pos.seq) {
+            logfiles::delete_below(&self.dir, self.origin(), pos.seq).map_err(io)?;
         }
         Ok(match (throttled_ms, appended) {
             (0, 0) => Next::After(POLL_MS),

@@ -3,12 +3,6 @@
 //! The replication channel's side of the server brick: this host's logfiles as secondaries
 //! fetch them (log-list and log-fetch, docs/protocol.md).
 //!
-//! Besides its own, a host serves its copies of other hosts' logfiles that a later logfile
-//! follows here: the history before its own log, which a new primary has whole (it began its
-//! own only after it had fetched and replayed all of the previous primary's), so that members
-//! that lag behind a handover fetch it from the new primary. A copy without a later logfile
-//! here may still grow, and is not served.
-//!
 //! A secondary must never get a byte the primary could still lose or change: of the logfile a
 //! logger writes, only what is durable (the logger reports it, [`ModuleStatus::served_len`]);
 //! of the logfile a rotation just closed, its final length; of one the logger has not begun
@@ -20,7 +14,7 @@ use kernel::prelude::*;
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::vfs::KPath;
 use crate::logfiles;
-use crate::mars_core::names::{parse_logfile_name, HostName};
+use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::proto::ErrorCode;
 use crate::mars_core::proto_msg::{LogEntries, LogEntry, Message, MAX_DATA, MAX_LOG_ENTRIES};
 use crate::mars_core::session;
@@ -28,24 +22,12 @@ use crate::status::ModuleStatus;
 use crate::tree_store::ROOT;
 use crate::wire::Wire;
 
-/// How much of logfile `number` of `origin` of `resource` may be fetched; `None` if it is gone
-/// or not served (`newest`: the highest number here).
-fn servable(
-    status: &ModuleStatus,
-    dir: &KPath,
-    resource: &str,
-    (number, origin): (u32, &str),
-    newest: u32,
-) -> Result<Option<u64>> {
-    let host = status.host_str().ok_or(EINVAL)?;
-    if origin == host {
-        if let Some(len) = status.served_len(resource.as_bytes(), number) {
-            return Ok(Some(len));
-        }
-    } else if number >= newest {
-        return Ok(None);
+/// How much of this host's logfile `number` of `resource` may be fetched; `None` if it is gone.
+fn servable(status: &ModuleStatus, dir: &KPath, resource: &str, number: u32, host: &str) -> Result<Option<u64>> {
+    if let Some(len) = status.served_len(resource.as_bytes(), number) {
+        return Ok(Some(len));
     }
-    match KFile::open(&logfiles::path(dir, number, origin)?, OpenMode::Read) {
+    match KFile::open(&logfiles::path(dir, number, host)?, OpenMode::Read) {
         Ok(f) => Ok(Some(f.size())),
         Err(e) if e == ENOENT => Ok(None),
         Err(e) => Err(e),
@@ -57,23 +39,17 @@ fn dir_of(resource: &str) -> Result<KPath> {
     KPath::join(&[ROOT, b"/resource-", resource.as_bytes()])
 }
 
-/// The logfiles of `resource` here, and the highest number among them.
-fn logfiles_of(dir: &KPath) -> Result<(KVec<(u32, HostName)>, u32)> {
-    let files = match logfiles::all(dir) {
+/// Answers a log-list-request: this host's logfiles of `resource`, oldest first, each with the
+/// bytes that may be fetched of it.
+pub(crate) fn list(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, resource: &str) -> Result {
+    let host = status.host_str().ok_or(EINVAL)?;
+    let dir = dir_of(resource)?;
+    let numbers = match logfiles::numbers(&dir, host) {
         Ok(n) => n,
         // No such resource here: no logfiles.
         Err(e) if e == ENOENT || e == ENOTDIR => KVec::new(),
         Err(e) => return Err(e),
     };
-    let newest = files.last().map_or(0, |f| f.0);
-    Ok((files, newest))
-}
-
-/// Answers a log-list-request: the logfiles of `resource` this host serves, oldest first, each
-/// with the bytes that may be fetched of it.
-pub(crate) fn list(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, resource: &str) -> Result {
-    let dir = dir_of(resource)?;
-    let (numbers, newest) = logfiles_of(&dir)?;
     // Newest first: a rotation may happen while the list is made, and a secondary fetches a
     // logfile only once it is listed with bytes, after the older ones are fetched to their
     // listed lengths. Read in this order, a listed newer logfile with bytes means that the older
@@ -82,15 +58,15 @@ pub(crate) fn list(wire: &mut Wire<'_>, status: &ModuleStatus, id: u64, resource
     let numbers = numbers.get(..numbers.len().min(MAX_LOG_ENTRIES as usize)).unwrap_or(&[]);
     let mut sizes: KVec<Option<u64>> = KVec::with_capacity(numbers.len(), GFP_KERNEL)?;
     sizes.resize(numbers.len(), None, GFP_KERNEL)?;
-    for (&(number, origin), size) in numbers.iter().zip(sizes.iter_mut()).rev() {
-        *size = servable(status, &dir, resource, (number, origin.as_str()), newest)?;
+    for (&number, size) in numbers.iter().zip(sizes.iter_mut()).rev() {
+        *size = servable(status, &dir, resource, number, host)?;
     }
     // The names back to back, then the entries borrowing them.
     let mut names: KVec<u8> = KVec::new();
     let mut found: KVec<(usize, usize, u64)> = KVec::new();
-    for (&(number, origin), size) in numbers.iter().zip(sizes.iter()) {
+    for (&number, size) in numbers.iter().zip(sizes.iter()) {
         let Some(size) = *size else { continue };
-        let name = logfiles::name(number, origin.as_str())?;
+        let name = logfiles::name(number, host)?;
         found.push((names.len(), name.len(), size), GFP_KERNEL)?;
         names.extend_from_slice(&name, GFP_KERNEL)?;
     }
@@ -116,18 +92,19 @@ pub(crate) fn fetch(
     (resource, file, offset, length): (&str, &str, u64, u32),
     buf: &mut KVVec<u8>,
 ) -> Result {
+    let host = status.host_str().ok_or(EINVAL)?;
     let mut head = [0u8; 256];
     let refuse = |wire: &mut Wire<'_>, code: ErrorCode, message: &str| {
         let mut scratch = [0u8; 256];
         session::send(wire, &Message::Error { code, message }, id, &mut scratch).map_err(|_| EPIPE)
     };
-    // The decoder checked the name's grammar.
-    let Ok((number, origin)) = parse_logfile_name(file.as_bytes()) else {
-        return refuse(wire, ErrorCode::NOT_FOUND, "not a logfile name");
+    // The decoder checked the name's grammar; only this host's own logfiles are served.
+    let number = match parse_logfile_name(file.as_bytes()) {
+        Ok((number, origin)) if origin == host => number,
+        _ => return refuse(wire, ErrorCode::NOT_FOUND, "not a logfile of this host"),
     };
     let dir = dir_of(resource)?;
-    let (_, newest) = logfiles_of(&dir)?;
-    let Some(size) = servable(status, &dir, resource, (number, origin), newest)? else {
+    let Some(size) = servable(status, &dir, resource, number, host)? else {
         return refuse(wire, ErrorCode::NOT_FOUND, "no such logfile (deleted?)");
     };
     if offset > size {
@@ -141,7 +118,7 @@ pub(crate) fn fetch(
     let got = if want == 0 {
         0
     } else {
-        match KFile::open(&logfiles::path(&dir, number, origin)?, OpenMode::Read) {
+        match KFile::open(&logfiles::path(&dir, number, host)?, OpenMode::Read) {
             Ok(f) => f.read_at(into, offset)?,
             Err(e) if e == ENOENT => return refuse(wire, ErrorCode::NOT_FOUND, "no such logfile (deleted?)"),
             Err(e) => return Err(e),

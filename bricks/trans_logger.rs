@@ -359,14 +359,13 @@ impl Logger {
         }
     }
 
-    /// Entering emergency mode: once everything logged is on the data device, deletes the
-    /// resource's logfiles, durably: this host's and its copies of earlier primaries' (the
-    /// history before a handover). From now on the data device gets writes the log does not
-    /// have, so a later replay of these logfiles would bring back older data, and a secondary
-    /// must find no logfile to go on with (`fetch::next_fetch` then says it needs a sync).
+    /// Entering emergency mode: once everything logged is on the data device, deletes this
+    /// host's logfiles, durably. From now on the data device gets writes the log does not have,
+    /// so a later replay of these logfiles would bring back older data.
     fn drop_log(&self) -> Result {
         self.wb.sync()?;
-        logfiles::delete_all_below(&self.dir, u32::MAX)?;
+        let host = self.status.host_str().ok_or(EINVAL)?;
+        logfiles::delete_below(&self.dir, host, u32::MAX)?;
         Ok(())
     }
 

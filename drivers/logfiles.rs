@@ -1,13 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The logfiles of a resource: `/mars/resource-NAME/log-NUMBER-HOST`, HOST the host that wrote
-//! it (its origin): this host's own, and the copies it fetched of other hosts' logfiles.
+//! This host's logfiles of a resource: `/mars/resource-NAME/log-NUMBER-HOST`.
 
 use kernel::prelude::*;
 
 use crate::kx::file::{KFile, OpenMode};
 use crate::kx::vfs::{self, KPath};
-use crate::mars_core::names::{format_logfile_name, parse_logfile_name, HostName, LOGFILE_NAME_MAX};
+use crate::mars_core::names::{format_logfile_name, parse_logfile_name, LOGFILE_NAME_MAX};
 
 /// `log-NUMBER-HOST` as bytes.
 pub(crate) fn name(number: u32, host: &str) -> Result<KVec<u8>> {
@@ -44,52 +43,33 @@ pub(crate) fn numbers(dir: &KPath, host: &str) -> Result<KVec<u32>> {
     Ok(found)
 }
 
-/// Every logfile in `dir` as (number, origin), ascending by number, then origin.
-pub(crate) fn all(dir: &KPath) -> Result<KVec<(u32, HostName)>> {
-    let mut found: KVec<(u32, HostName)> = KVec::new();
-    vfs::list(dir, |vfs::DirEntry { name: entry, .. }| {
-        if let Ok((number, origin)) = parse_logfile_name(entry) {
-            let Ok(origin) = HostName::new(origin.as_bytes()) else { return Ok(()) };
-            // Kept sorted as it grows, as in `numbers`.
-            found.push((number, origin), GFP_KERNEL)?;
-            let mut i = found.len().saturating_sub(1);
-            while i > 0 && found.get(i - 1).is_some_and(|prev| before(&(number, origin), prev)) {
-                found.swap(i - 1, i);
-                i -= 1;
-            }
-        }
-        Ok(())
-    })?;
-    Ok(found)
+/// Removes `host`'s logfile `number` from `dir`; `ENOENT` if it is not there.
+pub(crate) fn unlink(dir: &KPath, number: u32, host: &str) -> Result {
+    vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?)
 }
 
-/// `a` sorts before `b`: by number, then origin name.
-fn before(a: &(u32, HostName), b: &(u32, HostName)) -> bool {
-    (a.0, a.1.as_str().as_bytes()) < (b.0, b.1.as_str().as_bytes())
+/// Deletes `host`'s logfiles in `dir` numbered below `limit` and makes the deletion durable;
+/// returns how many it deleted.
+pub(crate) fn delete_below(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
+    delete_where(dir, host, |number| number < limit)
 }
 
-/// Deletes the logfiles of every origin in `dir` numbered below `limit`, durably; returns how
-/// many it deleted.
-pub(crate) fn delete_all_below(dir: &KPath, limit: u32) -> Result<u32> {
-    delete_where(dir, |number| number < limit)
+/// Deletes `host`'s logfiles in `dir` numbered above `limit` and makes the deletion durable;
+/// returns how many it deleted.
+pub(crate) fn delete_above(dir: &KPath, host: &str, limit: u32) -> Result<u32> {
+    delete_where(dir, host, |number| number > limit)
 }
 
-/// Deletes the logfiles of every origin in `dir` numbered above `limit`, durably; returns how
-/// many it deleted.
-pub(crate) fn delete_all_above(dir: &KPath, limit: u32) -> Result<u32> {
-    delete_where(dir, |number| number > limit)
-}
-
-/// Deletes the logfiles in `dir` (of any origin) whose numbers `doomed` picks, durably.
-fn delete_where(dir: &KPath, doomed: impl Fn(u32) -> bool) -> Result<u32> {
+/// Deletes `host`'s logfiles in `dir` whose numbers `doomed` picks, durably.
+fn delete_where(dir: &KPath, host: &str, doomed: impl Fn(u32) -> bool) -> Result<u32> {
     let mut deleted = 0u32;
     let mut seen = false;
-    for (number, origin) in all(dir)? {
+    for number in numbers(dir, host)? {
         if !doomed(number) {
             continue;
         }
         seen = true;
-        match unlink(dir, number, origin.as_str()) {
+        match unlink(dir, number, host) {
             Ok(()) => deleted = deleted.saturating_add(1),
             // Deleted meanwhile by someone else (log-delete and emergency mode may race): gone
             // is what was asked for.
@@ -102,16 +82,4 @@ fn delete_where(dir: &KPath, doomed: impl Fn(u32) -> bool) -> Result<u32> {
         KFile::open(dir, OpenMode::Read)?.sync_all()?;
     }
     Ok(deleted)
-}
-
-/// Makes an empty logfile `number` of `origin` in `dir` (kept if it exists), durably: the copy
-/// of a logfile its primary closed without writing to it (`fetch::Fetch::Empty`).
-pub(crate) fn create_empty(dir: &KPath, number: u32, origin: &str) -> Result {
-    KFile::open(&path(dir, number, origin)?, OpenMode::Write)?;
-    KFile::open(dir, OpenMode::Read)?.sync_all()
-}
-
-/// Removes `host`'s logfile `number` from `dir`; `ENOENT` if it is not there.
-pub(crate) fn unlink(dir: &KPath, number: u32, host: &str) -> Result {
-    vfs::unlink(dir, &KPath::join(&[&name(number, host)?])?)
 }

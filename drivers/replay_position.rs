@@ -16,21 +16,28 @@ use kernel::prelude::*;
 
 use crate::bricks::write_back::LogPos;
 use crate::kx::vfs::KPath;
-use crate::mars_core::names::{parse_logfile_name, HostName};
+use crate::mars_core::names::parse_logfile_name;
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::status::ModuleStatus;
 use crate::tree_store::{self, TargetBuf, TextBuf};
 
 /// The stored position of `host` for `resource` in `origin`'s log, if any (and readable).
 pub(crate) fn load(resource: &str, host: &str, origin: &str) -> Result<Option<LogPos>> {
-    Ok(load_any(resource, host)?.filter(|(_, of)| of.as_str() == origin).map(|(pos, _)| pos))
+    let key = Key::ReplayPosition { resource, host }.to_buf()?;
+    let mut buf = TargetBuf::new()?;
+    let Some(entry) = tree_store::get(key.as_str(), &mut buf)? else {
+        return Ok(None);
+    };
+    if entry.deleted {
+        return Ok(None);
+    }
+    Ok(parse(entry.value.as_bytes(), origin))
 }
 
-/// Where every other host of `resource` stands in the history (`replay-HOST` of hosts but
-/// `origin`, in whichever origin's logfile: numbers are the history's; deleted keys, those of
-/// hosts that left, do not count), with the origin of that logfile: what the primary `origin`
-/// must keep its logfiles for, and who the history's newest writer is.
-pub(crate) fn others(resource: &str, origin: &str) -> Result<KVec<(KVec<u8>, LogPos, HostName)>> {
+/// Where every other host of `resource` stands in `origin`'s log (`replay-HOST` of hosts but
+/// `origin` whose position lies in that log; deleted keys, those of hosts that left, do not
+/// count): what the primary `origin` must keep its logfiles for.
+pub(crate) fn others(resource: &str, origin: &str) -> Result<KVec<(KVec<u8>, LogPos)>> {
     let dir = KPath::join(&[tree_store::ROOT, b"/resource-", resource.as_bytes()])?;
     let mut hosts: KVec<KVec<u8>> = KVec::new();
     crate::kx::vfs::list(&dir, |crate::kx::vfs::DirEntry { name, .. }| {
@@ -46,33 +53,23 @@ pub(crate) fn others(resource: &str, origin: &str) -> Result<KVec<(KVec<u8>, Log
     let mut found = KVec::with_capacity(hosts.len(), GFP_KERNEL)?;
     for host in hosts {
         let Ok(name) = core::str::from_utf8(&host) else { continue };
-        if let Ok(Some((pos, of))) = load_any(resource, name) {
-            found.push((host, pos, of), GFP_KERNEL)?;
+        if let Ok(Some(pos)) = load(resource, name, origin) {
+            found.push((host, pos), GFP_KERNEL)?;
         }
     }
     Ok(found)
 }
 
-/// The stored position of `host` for `resource` and the origin of the logfile it lies in.
-pub(crate) fn load_any(resource: &str, host: &str) -> Result<Option<(LogPos, HostName)>> {
-    let key = Key::ReplayPosition { resource, host }.to_buf()?;
-    let mut buf = TargetBuf::new()?;
-    let Some(entry) = tree_store::get(key.as_str(), &mut buf)? else {
-        return Ok(None);
-    };
-    if entry.deleted {
-        return Ok(None);
-    }
-    Ok(parse_any(entry.value.as_bytes()))
-}
-
-/// `log-NUMBER-ORIGIN,OFFSET` as a position and its origin; `None` if malformed.
-pub(crate) fn parse_any(value: &[u8]) -> Option<(LogPos, HostName)> {
+/// `log-NUMBER-ORIGIN,OFFSET` of `origin`; `None` if malformed or of another origin.
+pub(crate) fn parse(value: &[u8], origin_wanted: &str) -> Option<LogPos> {
     let comma = value.iter().position(|&b| b == b',')?;
     let (name, offset) = (value.get(..comma)?, value.get(comma + 1..)?);
     let (file, origin) = parse_logfile_name(name).ok()?;
+    if origin != origin_wanted {
+        return None;
+    }
     let offset = core::str::from_utf8(offset).ok()?.parse::<u64>().ok()?;
-    Some((LogPos { file, offset }, HostName::new(origin.as_bytes()).ok()?))
+    Some(LogPos { file, offset })
 }
 
 /// Stores `pos` in `origin`'s log for `host` unless it is what is stored already.

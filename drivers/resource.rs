@@ -28,9 +28,7 @@ use crate::kx::net::SockAddr;
 use crate::kx::vfs::KPath;
 use crate::logfiles;
 use crate::mars_core::fetch::{deletable, LogPosition};
-use crate::mars_core::sync::SyncStatus;
 use crate::replay_position;
-use crate::sync_record;
 use crate::status::ModuleStatus;
 use crate::tree_store::{self, ROOT};
 
@@ -184,14 +182,6 @@ impl Resource {
         Ok(())
     }
 
-    /// Tells the fetch whether the host it follows has stopped logging (its `is-primary` is 0 in
-    /// the tree): from then on its listings are of that host's final log.
-    pub(crate) fn set_origin_stopped(&self, stopped: bool) {
-        if let Some(f) = &self.follower {
-            f.body().work().set_origin_stopped(stopped);
-        }
-    }
-
     /// Stops fetching and replaying (waits for a replay in progress to end).
     pub(crate) fn unfollow(&mut self) {
         // The copy first: it writes the device and its progress, and stops within a window.
@@ -230,25 +220,12 @@ impl Resource {
             return Err(ENOSPC);
         }
         let res = tree_store::text(&self.name);
-        // This host's own log is replayed only if its position lies there (or it has none: a
-        // new resource). A position in another host's log means the device follows that log (a
-        // secondary, or a primary that handed over): its own logfiles are older history, on the
-        // device already, and the fetch replays the rest.
-        let from = match replay_position::load_any(res, host)? {
-            None => Some(LogPos::default()),
-            Some((pos, origin)) if origin.as_str() == host => Some(pos),
-            Some(_) => None,
-        };
-        let own = match from {
-            Some(_) => logfiles::numbers(&self.dir()?, host)?,
-            None => KVec::new(),
-        };
-        let from = from.unwrap_or_default();
+        let from = replay_position::load(res, host, host)?.unwrap_or_default();
         let dir = self.dir()?;
         let mut problem = None;
         let mut end = from;
         let mut mem = ReplayBuffers::new();
-        for number in own {
+        for number in logfiles::numbers(&dir, host)? {
             if number < from.file {
                 continue;
             }
@@ -284,28 +261,11 @@ impl Resource {
         Ok(())
     }
 
-    /// Number for a new logfile: above every logfile present (of any origin: after a handover
-    /// the history goes on above the previous primary's last logfile) and the stored replay
-    /// position.
+    /// Number for a new logfile: above every logfile present and the stored replay position.
     fn next_logfile(&self, host: &str) -> Result<u32> {
-        let present = logfiles::all(&self.dir()?)?.last().map_or(0, |l| l.0);
-        let replayed = replay_position::load_any(tree_store::text(&self.name), host)?.map_or(0, |p| p.0.file);
+        let present = logfiles::numbers(&self.dir()?, host)?.last().copied().unwrap_or(0);
+        let replayed = replay_position::load(tree_store::text(&self.name), host, host)?.map_or(0, |p| p.file);
         present.max(replayed).checked_add(1).ok_or(EOVERFLOW)
-    }
-
-    /// Replay stands at the start of a logfile the previous primary began and left empty, its
-    /// last, of which there is no copy here: an empty copy of it, served like the rest, keeps
-    /// that number in the history for members that stand there too (docs/replication.md,
-    /// "Handover and failover").
-    fn keep_start_logfile(&self, host: &str) -> Result {
-        let Some((pos, origin)) = replay_position::load_any(tree_store::text(&self.name), host)? else {
-            return Ok(());
-        };
-        let dir = self.dir()?;
-        if pos.offset != 0 || origin.as_str() == host || logfiles::all(&dir)?.iter().any(|l| l.0 == pos.file) {
-            return Ok(());
-        }
-        logfiles::create_empty(&dir, pos.file, origin.as_str())
     }
 
     /// Starts logging into a new logfile and creates `/dev/mars/NAME` of `size` bytes.
@@ -318,7 +278,6 @@ impl Resource {
         }
         // No replay of another host's log onto the device /dev/mars is about to write.
         self.unfollow();
-        self.keep_start_logfile(host)?;
         let next = self.next_logfile(host)?;
         let log_name = logfiles::name(next, host)?;
         if let Some(name) = &self.damaged {
@@ -416,13 +375,7 @@ impl Resource {
 
     /// Removes `/dev/mars/NAME` after draining the logger and the write-back, and publishes the
     /// final replay position; `EBUSY` while the device is open.
-    ///
-    /// The device is then the history's image at the end of this host's log, which its sync
-    /// record says (complete, the mark at that end), so that it follows a new primary's log
-    /// from there without a sync. Not after emergency mode: the device holds writes no log has,
-    /// and only a sync brings it into the history again (`size`: what a sync copies; `None`, the
-    /// size key unreadable: no sync record is written).
-    pub(crate) fn stop_primary(&mut self, host: &str, size: Option<u64>, status: &ModuleStatus) -> Result {
+    pub(crate) fn stop_primary(&mut self, host: &str, status: &ModuleStatus) -> Result {
         if let Some(p) = &self.primary {
             if p.disk.openers() > 0 {
                 return Err(EBUSY);
@@ -445,29 +398,19 @@ impl Resource {
             drop(disk);
             drop(logger_thread);
             drop(write_back_thread);
-            let (last, emergency) = (logger.stats().logged.file, logger.stats().emergency);
+            let last = logger.stats().logged.file;
             drop(logger);
             let flushed = wb.stats().flushed;
             drop(wb);
-            let res = tree_store::text(&self.name);
-            replay_position::store(res, host, host, flushed, status)?;
-            match (emergency, size) {
-                (true, _) => sync_record::store_status(res, host, SyncStatus::Wanted { full: false }, status)?,
-                (false, Some(size)) => {
-                    sync_record::store_mark(res, host, host, Some(flushed), status)?;
-                    let done = SyncStatus::Copying { done: size, total: size, full: false };
-                    sync_record::store_status(res, host, done, status)?;
-                }
-                (false, None) => {}
-            }
+            replay_position::store(tree_store::text(&self.name), host, host, flushed, status)?;
             pr_info!("resource {}: secondary, logfile {} closed\n", kernel::str::BStr::from_bytes(&self.name), last);
         }
         Ok(())
     }
 
-    /// Deletes the logfiles (of any origin) whose records are all durable on the data device: when
-    /// secondary those before the logfile its replay position lies in, when primary those
-    /// before the logfile the write-back has flushed up to that every member is past. A
+    /// Deletes this host's logfiles whose records are all durable on the data device: when
+    /// secondary every one (attach replayed them all, and a stopping primary drained its
+    /// write-back), when primary those before the logfile the write-back has flushed up to. A
     /// primary asks its write-back to flush but does not wait for it: returns how many were
     /// deleted, and whether every logfile before the current one is gone (else call again later).
     /// `ENODEV` when not attached.
@@ -477,20 +420,12 @@ impl Resource {
         }
         let dir = self.dir()?;
         let Some(p) = &self.primary else {
-            // A secondary: everything before the logfile its replay stands in is on the device
-            // (its own logfiles from when it was primary, copies replay is past).
-            let at = replay_position::load_any(tree_store::text(&self.name), host)?.map_or(0, |p| p.0.file);
-            return Ok((logfiles::delete_all_below(&dir, at)?, true));
+            // A secondary's own logfiles (from when it was primary) are nobody's source.
+            return Ok((logfiles::delete_below(&dir, host, u32::MAX)?, true));
         };
         let _ = p.wb.request_flush();
         let (flushed, current) = (p.wb.stats().flushed.file, p.logger.stats().logged.file);
-        // Of every origin: after a handover the previous primaries' logfiles are here as copies.
-        let mut numbers: KVec<u32> = KVec::new();
-        for (number, _) in logfiles::all(&dir)? {
-            if numbers.last() != Some(&number) {
-                numbers.push(number, GFP_KERNEL)?;
-            }
-        }
+        let numbers = logfiles::numbers(&dir, host)?;
         // Fully applied here, and fetched and replayed by every other member.
         let mut positions = KVec::with_capacity(members.len() + 1, GFP_KERNEL)?;
         positions.push(LogPosition { seq: flushed, offset: 0 }, GFP_KERNEL)?;
@@ -499,7 +434,7 @@ impl Resource {
         let limit = numbers.get(n).copied().unwrap_or(u32::MAX);
         // Done as far as this host goes once the write-back is in the current logfile; what
         // members still need stays, and is deleted by a later log-delete.
-        Ok((logfiles::delete_all_below(&dir, limit)?, flushed >= current))
+        Ok((logfiles::delete_below(&dir, host, limit)?, flushed >= current))
     }
 
     /// Releases the data device; `EBUSY` while primary.

@@ -14,20 +14,16 @@ use kernel::sync::{Arc, Mutex};
 
 use crate::kx::kthread::Rounds;
 use crate::kx::vfs::{self, KPath};
-use crate::bricks::write_back::LogPos;
 use crate::logfiles;
 use crate::mars_core::errno::describe;
 use crate::mars_core::fetch::LogPosition;
-use crate::mars_core::handover::{newest_writer, switchover, Facts, Switchover};
 use crate::mars_core::proto::Channel;
-use crate::mars_core::names::HostName;
-use crate::mars_core::reconcile::{self, Leads, Local, Settings as ReconcileSettings, Step, Wanted};
+use crate::mars_core::reconcile::{self, Local, Settings as ReconcileSettings, Step, Wanted};
 use crate::mars_core::resource_keys::{Status, Switch, CAUSE_SEPARATOR};
-use crate::mars_core::sync::{consistency, Consistency};
+use crate::mars_core::sync::Consistency;
 use crate::mars_core::tree::{EntryRef, Key};
 use crate::peers::Peers;
 use crate::replay_position;
-use crate::sync_record;
 use crate::resource::{Following, Resource};
 use crate::status::{Membership, ModuleStatus, LEAVE_GRACE_NS};
 use crate::tree_store::{self, TargetBuf, TextBuf};
@@ -145,8 +141,6 @@ impl Strategy {
             data_device: data.is_some(),
             attach: self.value(Switch::Attach.key(res, host))?.is_some_and(|v| v == b"1"),
             primary: self.value(Key::Primary { resource: res })?.is_some_and(|v| v == host.as_bytes()),
-            // Decided in `reconcile` once the resource's fetch is known (`may_begin`).
-            ready: false,
             // A request counter that does not parse asks for nothing (and is reported).
             log_rotate: self.counter(Switch::LogRotate.key(res, host), causes)?.unwrap_or(0),
             log_delete: self.counter(Switch::LogDelete.key(res, host), causes)?.unwrap_or(0),
@@ -170,54 +164,11 @@ impl Strategy {
         })
     }
 
-    /// Whether this host, the designated primary of `res`, may begin logging now
-    /// (`handover::switchover`, from the tree and the fetch of `r`); if not, the words why go
-    /// into `why` (`actual-HOST/switchover`).
-    fn may_begin(&self, res: &str, host: &str, r: Option<&Resource>, why: &mut TextBuf) -> Result<bool> {
-        let stored = replay_position::load_any(res, host)?;
-        let all = positions(res, host)?;
-        let previous = newest_of(&all);
-        let forced = !self.value(Switch::Fetch.key(res, host))?.is_some_and(|v| v == b"1");
-        let old_logging = match previous {
-            Some(p) if p != host => self.value(Status::IsPrimary.key(res, p))?.map(|v| v == b"1"),
-            _ => None,
-        };
-        let mut others_logging = None;
-        for (name, _, _) in all.iter() {
-            let Ok(name) = core::str::from_utf8(name) else { continue };
-            if name != host && Some(name) != previous && self.value(Status::IsPrimary.key(res, name))?.is_some_and(|v| v == b"1") {
-                others_logging = Some(name);
-                break;
-            }
-        }
-        let fetch = r.and_then(|r| r.view().fetch);
-        let consistent = match (fetch, stored) {
-            (Some((f, _)), _) => f.consistency == Consistency::Consistent,
-            (None, Some((pos, _))) => {
-                let sync = sync_record::load_status(res, host)?;
-                let mark = sync_record::load_mark(res, host)?.map(|m| LogPosition { seq: m.file, offset: m.offset });
-                let at = LogPosition { seq: pos.file, offset: pos.offset };
-                consistency(sync, mark, at, None) == Consistency::Consistent
-            }
-            (None, None) => false,
-        };
-        let caught_up = fetch.is_some_and(|(f, origin)| Some(tree_store::text(origin)) == previous && f.caught_up);
-        let decision = switchover(&Facts { host, previous, others_logging, forced, old_logging, consistent, caught_up });
-        if decision != Switchover::Now {
-            let _ = write!(why, "{decision}");
-        }
-        Ok(decision == Switchover::Now)
-    }
-
     /// One resource: the steps `mars_core::reconcile` decides, carried out, then its status.
     fn reconcile(&self, list: &mut KVec<Resource>, res: &str, host: &str) -> Result {
         let mut causes = Causes::new();
-        let (mut wanted, data) = self.wanted(res, host, &mut causes)?;
+        let (wanted, data) = self.wanted(res, host, &mut causes)?;
         let found = list.iter().position(|r| r.name() == res.as_bytes());
-        let mut why = TextBuf::new();
-        if wanted.primary && data.is_some() {
-            wanted.ready = self.may_begin(res, host, found.and_then(|i| list.get(i)), &mut why)?;
-        }
         // Counters that do not parse are reported once, from the second look below.
         let local = self.local(res, host, found.and_then(|i| list.get(i)), &mut Causes::new())?;
         let plan = reconcile::transitions(&wanted, &local);
@@ -265,10 +216,7 @@ impl Strategy {
         for step in &reconcile::upkeep(&wanted, &local, &settings) {
             self.upkeep(*step, res, host, r, &mut causes)?;
         }
-        if r.view().primary {
-            why = TextBuf::new();
-        }
-        self.publish_resource(res, host, r, causes, &why)
+        self.publish_resource(res, host, r, causes)
     }
 
     /// Starts, keeps or stops the fetch of the primary's log, as `reconcile::follow` decides.
@@ -284,21 +232,7 @@ impl Strategy {
         let primary = self.value(Key::Primary { resource: res })?;
         let fetch_on = on(self.value(Switch::Fetch.key(res, host))?);
         let name = primary.as_deref().and_then(|p| core::str::from_utf8(p).ok());
-        let logging = |h: &str| -> Result<Option<bool>> { Ok(self.value(Status::IsPrimary.key(res, h))?.map(|v| v == b"1")) };
-        let designated_logging = match name {
-            Some(d) => logging(d)?.unwrap_or(false),
-            None => false,
-        };
-        let all = positions(res, host)?;
-        let at = |h: &str| all.iter().find(|(n, _, _)| n.as_slice() == h.as_bytes()).map(|(_, p, _)| p.file);
-        let leads = Leads {
-            designated: name,
-            designated_logging,
-            designated_at: name.and_then(at),
-            newest: newest_of(&all),
-            own_at: at(host),
-        };
-        let Some(primary) = reconcile::follow(&leads, host, local, fetch_on) else {
+        let Some(primary) = reconcile::follow(name, host, local, fetch_on) else {
             r.unfollow();
             return Ok(());
         };
@@ -324,7 +258,6 @@ impl Strategy {
         if let Err(e) = r.follow(primary, (fetch_addr, sync_addr), switches, size, &self.status) {
             let _ = write!(causes.next(), "cannot fetch from {primary}: {}", describe(e.to_errno()));
         }
-        r.set_origin_stopped(logging(primary)? == Some(false));
         Ok(())
     }
 
@@ -345,7 +278,7 @@ impl Strategy {
             (Step::Attach | Step::BecomePrimary, None) => return Err(()),
             (Step::Attach, Some(size)) => r.attach(data, size, host, &self.status),
             (Step::BecomePrimary, Some(size)) => r.become_primary(size, host, &self.status),
-            (Step::StopPrimary, size) => r.stop_primary(host, size, &self.status),
+            (Step::StopPrimary, _) => r.stop_primary(host, &self.status),
             _ => Ok(()),
         };
         let Err(e) = result else { return Ok(()) };
@@ -427,15 +360,15 @@ impl Strategy {
         // Members the administrator leaves behind (`marsadm log-delete --leave-behind`): their
         // positions do not count; they need a sync once their logfiles are gone.
         if let Some(left) = self.value(Switch::LeaveBehind.key(res, host))? {
-            others.retain(|(member, _, _)| !left.split(|&b| b == b',').any(|name| name == member.as_slice()));
+            others.retain(|(member, _)| !left.split(|&b| b == b',').any(|name| name == member.as_slice()));
         }
         let mut positions = KVec::with_capacity(others.len(), GFP_KERNEL)?;
-        for (_, p, _) in others.iter() {
+        for (_, p) in others.iter() {
             positions.push(LogPosition { seq: p.file, offset: p.offset }, GFP_KERNEL)?;
         }
         let (n, complete) = r.delete_logs(host, &positions)?;
         if let Some(oldest) = positions.iter().map(|p| p.seq).min() {
-            for (member, p, _) in others.iter().filter(|(_, p, _)| p.file == oldest) {
+            for (member, p) in others.iter().filter(|(_, p)| p.file == oldest) {
                 if r.view().primary && n == 0 {
                     pr_info!(
                         "resource {}: keeping logfile {} and later for {}, which has replayed up to offset {} of it\n",
@@ -484,7 +417,7 @@ impl Strategy {
     }
 
     /// Publishes a resource's status keys (each only when its value changed).
-    fn publish_resource(&self, res: &str, host: &str, r: &Resource, mut causes: Causes, why: &TextBuf) -> Result {
+    fn publish_resource(&self, res: &str, host: &str, r: &Resource, mut causes: Causes) -> Result {
         let view = r.view();
         let flag = |b: bool| if b { "1" } else { "0" };
         self.publish_status(res, host, Status::IsAttached, flag(view.attached))?;
@@ -533,8 +466,7 @@ impl Strategy {
                 None => write!(replay_lag, "-"),
             };
             if f.fetched.seq > 0 {
-                let of = f.fetched_origin.as_ref().map_or(tree_store::text(origin), |o| o.as_str());
-                if let Ok(name) = logfiles::name(f.fetched.seq, of) {
+                if let Ok(name) = logfiles::name(f.fetched.seq, tree_store::text(origin)) {
                     let _ = write!(fetched, "{},{}", tree_store::text(&name), f.fetched.offset);
                 }
             }
@@ -564,10 +496,6 @@ impl Strategy {
             if view.fetch.is_some() || self.value(item.key(res, host))?.is_some() {
                 self.publish_status(res, host, item, value.as_str())?;
             }
-        }
-        // Only hosts that were ever designated without logging at once have it.
-        if !why.as_str().is_empty() || self.value(Status::Switchover.key(res, host))?.is_some() {
-            self.publish_status(res, host, Status::Switchover, why.as_str())?;
         }
         self.publish_status(res, host, Status::Log, log.as_str())?;
         self.publish_status(res, host, Status::WritebackLag, lag.as_str())?;
@@ -669,7 +597,7 @@ impl Rounds for Strategy {
         let host = self.status.host_str().unwrap_or("");
         for r in resources.iter_mut() {
             // At unload no device can be open (the module is pinned while one is).
-            if let Err(e) = r.stop_primary(host, None, &self.status) {
+            if let Err(e) = r.stop_primary(host, &self.status) {
                 pr_warn!("resource {}: stopping at unload: error {}\n", tree_store::text(r.name()), e.to_errno());
             }
             let _ = r.detach();
@@ -685,21 +613,4 @@ impl Rounds for Strategy {
             }
         }
     }
-}
-
-/// Every host's published replay position of `res` with the origin of its logfile, this
-/// host's (`host`) included: where the history ends, as far as this host's tree tells.
-fn positions(res: &str, host: &str) -> Result<KVec<(KVec<u8>, LogPos, HostName)>> {
-    let mut all = replay_position::others(res, host)?;
-    if let Some((pos, origin)) = replay_position::load_any(res, host)? {
-        let mut name = KVec::with_capacity(host.len(), GFP_KERNEL)?;
-        name.extend_from_slice(host.as_bytes(), GFP_KERNEL)?;
-        all.push((name, pos, origin), GFP_KERNEL)?;
-    }
-    Ok(all)
-}
-
-/// The history's newest writer among `all` (`handover::newest_writer`).
-fn newest_of(all: &[(KVec<u8>, LogPos, HostName)]) -> Option<&str> {
-    newest_writer(all.iter().map(|(_, p, origin)| (LogPosition { seq: p.file, offset: p.offset }, origin.as_str())))
 }

@@ -52,10 +52,9 @@ pub(crate) fn store_status(resource: &str, host: &str, sync: SyncStatus, status:
     store(resource, Key::SyncStatus { resource, host }, value.as_str(), status)
 }
 
-/// HOST's consistency mark of `resource`, if set: a position in the history, of whichever
-/// origin's logfile (numbers are the history's; a handover does not move a mark).
-pub(crate) fn load_mark(resource: &str, host: &str) -> Result<Option<LogPos>> {
-    with_value(Key::SyncPosition { resource, host }, |v| replay_position::parse_any(v.as_bytes()).map(|(pos, _)| pos))
+/// HOST's consistency mark of `resource` in `origin`'s log, if set.
+pub(crate) fn load_mark(resource: &str, host: &str, origin: &str) -> Result<Option<LogPos>> {
+    with_value(Key::SyncPosition { resource, host }, |v| replay_position::parse(v.as_bytes(), origin))
 }
 
 /// Sets (or with `None` clears) HOST's consistency mark of `resource` in `origin`'s log.
