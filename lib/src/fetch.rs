@@ -5,24 +5,13 @@
 //! every member is done with. A secondary's copy of a logfile is a prefix of the primary's: it
 //! only ever appends what it fetched at its own length, so it resumes at that length after any
 //! interruption.
-//!
-//! A resource has one history: logfiles numbered in sequence, each written by the host that was
-//! primary then (its origin, the `HOST` of `log-SEQ-HOST`). A new primary numbers its first
-//! logfile after the last one it replayed, so after a handover the sequence goes on under another
-//! origin (`log-5-a`, `log-6-b`), and a secondary follows it across. Two histories that differ
-//! at a number (another origin there, or a copy longer than the primary's) have forked: a split
-//! brain, which [`next_fetch`] reports as [`Fetch::Diverged`] (docs/replication.md).
 
-use super::names::HostName;
-
-/// A logfile by its sequence number, origin and length in bytes (on the primary: the bytes that
+/// A logfile by its sequence number and its length in bytes (on the primary: the bytes that
 /// hold records; its preallocated tail does not count).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogFile {
     /// Sequence number (the `SSSSSSSSS` of its name).
     pub seq: u32,
-    /// The host that wrote it (the `HOST` of its name).
-    pub origin: HostName,
     /// Length in bytes.
     pub len: u64,
 }
@@ -48,21 +37,11 @@ pub enum Fetch {
         /// How much (at most the caller's limit per request).
         len: u32,
     },
-    /// Logfile `seq` is closed empty on the primary (a later one is listed) and has no copy
-    /// here: make an empty copy, once nothing is in flight (a copy of a later logfile means that
-    /// the ones before are complete; one replay is past may be made at any time). So the copies hold every number of the history, also a
-    /// logfile a primary began and left without writing to it (a rotation just before it
-    /// stopped), which a new primary then numbers above and serves.
-    Empty {
-        /// Logfile.
-        seq: u32,
-    },
     /// The local copies hold everything the primary listed.
     UpToDate,
-    /// The local copy of `seq` is longer than the primary's logfile, or of another origin (or
-    /// there are two here): the two do not share a history (a split brain, or a primary that
-    /// lost its log tail). Nothing is fetched or replayed from it until the administrator
-    /// decides.
+    /// The local copy of `seq` is longer than the primary's logfile: the two do not share a
+    /// history (a split brain, or a primary that lost its log tail). Nothing is fetched or
+    /// replayed from it until the administrator decides.
     Diverged {
         /// Logfile.
         seq: u32,
@@ -86,11 +65,7 @@ pub fn next_fetch(
     asked_to: Option<LogPosition>,
     max_len: u32,
 ) -> Fetch {
-    let here = |seq: u32| local.iter().find(|l| l.seq == seq);
-    // Two copies of one number (of two origins) here: this host holds two histories.
-    if let Some(twice) = local.windows(2).find(|w| w.first().map(|l| l.seq) == w.get(1).map(|l| l.seq)) {
-        return Fetch::Diverged { seq: twice.first().map_or(0, |l| l.seq) };
-    }
+    let local_len = |seq: u32| local.iter().find(|l| l.seq == seq).map_or(0, |l| l.len);
     // The logfile replay stands in must be on the primary, unless it was never written (replay
     // waits at the start of the next number and the primary has nothing newer). Otherwise the
     // primary dropped it (emergency mode) or deleted it leaving this host behind: the records
@@ -98,23 +73,12 @@ pub fn next_fetch(
     if !remote.iter().any(|r| r.seq == needed.seq) && (needed.offset > 0 || remote.iter().any(|r| r.seq > needed.seq)) {
         return Fetch::NeedsSync { seq: needed.seq };
     }
-    let wanted = || remote.iter().filter(|r| r.seq >= needed.seq);
-    // Any copy that is not a prefix of the primary's logfile of its number forks the history,
-    // wherever it lies from replay's logfile on: nothing more is fetched.
-    if let Some(r) = wanted().find(|r| here(r.seq).is_some_and(|l| l.len > r.len || l.origin != r.origin)) {
-        return Fetch::Diverged { seq: r.seq };
-    }
-    let closed_empty =
-        |r: &&LogFile| r.len == 0 && here(r.seq).is_none() && remote.iter().any(|later| later.seq > r.seq);
-    // Those replay is past already (it passes a logfile closed empty without a copy): any time.
-    if let Some(r) = remote.iter().filter(|r| r.seq < needed.seq).find(closed_empty) {
-        return Fetch::Empty { seq: r.seq };
-    }
-    for r in wanted() {
-        if closed_empty(&r) {
-            return Fetch::Empty { seq: r.seq };
+    let wanted = remote.iter().filter(|r| r.seq >= needed.seq);
+    for r in wanted {
+        let have = local_len(r.seq);
+        if have > r.len {
+            return Fetch::Diverged { seq: r.seq };
         }
-        let have = here(r.seq).map_or(0, |l| l.len);
         let from = match asked_to {
             Some(a) if a.seq > r.seq => continue,
             Some(a) if a.seq == r.seq => a.offset.max(have),
@@ -200,13 +164,6 @@ pub fn behind(remote: &[LogFile], pos: LogPosition) -> (u64, u32) {
     (bytes, files)
 }
 
-/// Below which number a secondary's copies may go: those replay is past (`pos`) that the
-/// primary (`remote`, ascending) no longer lists. A secondary keeps what its primary keeps, so
-/// that after a handover the new primary still serves the older logfiles a lagging member needs.
-pub fn copies_unneeded_below(remote: &[LogFile], pos: LogPosition) -> u32 {
-    remote.first().map_or(pos.seq, |r| r.seq.min(pos.seq))
-}
-
 /// The logfiles of `logfiles` (ascending) that may be deleted: those that every member in
 /// `positions` has replayed past (its position lies in a later logfile), and never the newest,
 /// which the primary may still write. The caller leaves out the positions of members the
@@ -227,7 +184,7 @@ mod tests {
 
     #[test]
     fn behind_counts_the_bytes_and_logfiles_replay_lacks() {
-        let remote = [file(3, 100), file(4, 50), file(6, 7)];
+        let remote = [LogFile { seq: 3, len: 100 }, LogFile { seq: 4, len: 50 }, LogFile { seq: 6, len: 7 }];
         assert_eq!(behind(&remote, LogPosition { seq: 3, offset: 40 }), (60 + 50 + 7, 2));
         assert_eq!(behind(&remote, LogPosition { seq: 4, offset: 50 }), (7, 1));
         assert_eq!(behind(&remote, LogPosition { seq: 6, offset: 7 }), (0, 0));
@@ -245,45 +202,7 @@ mod tests {
     }
 
     fn file(seq: u32, len: u64) -> LogFile {
-        of("a", seq, len)
-    }
-
-    fn of(origin: &str, seq: u32, len: u64) -> LogFile {
-        LogFile { seq, origin: HostName::new(origin.as_bytes()).unwrap(), len }
-    }
-
-    #[test]
-    fn the_history_goes_on_under_another_origin() {
-        // b took over after logfile 5 of a: a secondary of a fetches b's logfile 6 next.
-        let remote = [of("a", 5, 100), of("b", 6, 40)];
-        let local = [of("a", 5, 100)];
-        assert_eq!(next_fetch(&remote, &local, pos(5, 100), None, 1000), Fetch::Piece { seq: 6, offset: 0, len: 40 });
-        assert_eq!(next_replay(&[of("a", 5, 100), of("b", 6, 40)], pos(5, 100)), Replay::Advance { to: pos(6, 0) });
-    }
-
-    #[test]
-    fn another_origin_at_the_same_number_is_diverged() {
-        // a went on writing logfile 6 while b, forced primary, began its own 6.
-        let remote = [of("a", 5, 100), of("b", 6, 40)];
-        assert_eq!(next_fetch(&remote, &[of("a", 6, 10)], pos(5, 100), None, 1000), Fetch::Diverged { seq: 6 });
-        // a wrote more of 5 than b had when it took over.
-        assert_eq!(next_fetch(&remote, &[of("a", 5, 120)], pos(5, 100), None, 1000), Fetch::Diverged { seq: 5 });
-        // Two histories here at once.
-        let both = [of("a", 6, 10), of("b", 6, 10)];
-        assert_eq!(next_fetch(&remote, &both, pos(6, 0), None, 1000), Fetch::Diverged { seq: 6 });
-        // Copies before replay's logfile do not matter.
-        assert_eq!(
-            next_fetch(&[of("b", 6, 40)], &[of("a", 5, 120)], pos(6, 0), None, 1000),
-            Fetch::Piece { seq: 6, offset: 0, len: 40 }
-        );
-    }
-
-    #[test]
-    fn a_secondary_keeps_the_copies_its_primary_keeps() {
-        let remote = [file(3, 10), file(4, 10), file(5, 0)];
-        assert_eq!(copies_unneeded_below(&remote, pos(5, 0)), 3);
-        assert_eq!(copies_unneeded_below(&remote, pos(2, 7)), 2);
-        assert_eq!(copies_unneeded_below(&[], pos(9, 0)), 9);
+        LogFile { seq, len }
     }
 
     #[test]
@@ -338,18 +257,6 @@ mod tests {
         assert_eq!(next_fetch(&remote, &local, pos(2, 10), None, 1000), Fetch::NeedsSync { seq: 2 });
         // Position at the start of a logfile not written yet: nothing is lost.
         assert_eq!(next_fetch(&[], &[], pos(5, 0), None, 1000), Fetch::UpToDate);
-    }
-
-    #[test]
-    fn a_logfile_closed_empty_is_copied_empty_in_its_turn() {
-        let remote = [file(3, 80), file(4, 0), file(5, 0)];
-        // Logfile 3 first; then 4, closed empty; 5 may still grow: nothing to do.
-        assert_eq!(next_fetch(&remote, &[], pos(3, 0), None, 1000), Fetch::Piece { seq: 3, offset: 0, len: 80 });
-        assert_eq!(next_fetch(&remote, &[file(3, 80)], pos(3, 0), Some(pos(3, 80)), 1000), Fetch::Empty { seq: 4 });
-        assert_eq!(next_fetch(&remote, &[file(3, 80)], pos(3, 80), None, 1000), Fetch::Empty { seq: 4 });
-        assert_eq!(next_fetch(&remote, &[file(3, 80), file(4, 0)], pos(4, 0), None, 1000), Fetch::UpToDate);
-        // Replay passed 4 already (`past_closed`): the copy is still made, to be served later.
-        assert_eq!(next_fetch(&remote, &[file(3, 80)], pos(5, 0), None, 1000), Fetch::Empty { seq: 4 });
     }
 
     #[test]

@@ -16,7 +16,6 @@ pub mod crc32c;
 pub mod errno;
 pub mod fetch;
 pub mod gossip;
-pub mod handover;
 pub mod lamport;
 pub mod logrec;
 pub mod names;

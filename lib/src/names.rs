@@ -273,44 +273,6 @@ pub fn validate_host_name(name: &[u8]) -> Result<&str, NameProblem> {
     Ok(name)
 }
 
-/// A valid host name held by value (no allocation, `Copy`): the origin of a logfile in a list.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct HostName {
-    len: u8,
-    bytes: [u8; MAX_HOST_NAME_LEN],
-}
-
-impl HostName {
-    /// `name` if it is a host name ([`validate_host_name`]).
-    pub fn new(name: &[u8]) -> Result<HostName, NameProblem> {
-        let name = validate_host_name(name)?.as_bytes();
-        let mut bytes = [0u8; MAX_HOST_NAME_LEN];
-        for (dst, &src) in bytes.iter_mut().zip(name) {
-            *dst = src;
-        }
-        // At most MAX_HOST_NAME_LEN (63) bytes: fits a u8.
-        Ok(HostName { len: name.len() as u8, bytes })
-    }
-
-    /// The name as text.
-    pub fn as_str(&self) -> &str {
-        // INVARIANT: `bytes[..len]` passed `validate_host_name`, so it is ASCII.
-        self.bytes.get(..usize::from(self.len)).and_then(|b| core::str::from_utf8(b).ok()).unwrap_or("")
-    }
-}
-
-impl fmt::Debug for HostName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for HostName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// Checks a resource name and returns it as text.
 ///
 /// `[a-z0-9][a-z0-9_-]*`, at most [`MAX_RESOURCE_NAME_LEN`] bytes, and not one of
@@ -400,17 +362,6 @@ mod tests {
     use proptest::prelude::*;
     use std::string::{String, ToString};
     use std::{format, vec::Vec};
-
-    #[test]
-    fn host_name_values_hold_valid_names_only() {
-        let max = "h".repeat(MAX_HOST_NAME_LEN);
-        for ok in ["node1", "a", max.as_str()] {
-            assert_eq!(HostName::new(ok.as_bytes()).map(|h| h.as_str().to_string()), Ok(ok.to_string()));
-        }
-        assert_eq!(HostName::new(b"Node1"), Err(validate_host_name(b"Node1").unwrap_err()));
-        assert!(HostName::new(b"").is_err() && HostName::new(b"all").is_err());
-        assert_ne!(HostName::new(b"node1").unwrap(), HostName::new(b"node2").unwrap());
-    }
 
     #[test]
     fn host_names_accept_and_reject() {

@@ -22,9 +22,6 @@ pub struct Wanted {
     pub attach: bool,
     /// `primary` names this host.
     pub primary: bool,
-    /// The switchover rule lets this host begin logging now (`handover::switchover` says
-    /// `Now`); only read when `primary` is set.
-    pub ready: bool,
     /// `todo-HOST/log-rotate`: the number of the newest log-rotate request (0: none).
     pub log_rotate: u64,
     /// `todo-HOST/log-delete`: the number of the newest log-delete request (0: none).
@@ -151,7 +148,7 @@ pub fn transitions(wanted: &Wanted, local: &Local) -> Steps {
     if wanted.attach && !local.attached {
         steps.push(Step::Attach);
     }
-    if wanted.attach && wanted.primary && wanted.ready && !local.primary {
+    if wanted.attach && wanted.primary && !local.primary {
         steps.push(Step::BecomePrimary);
     }
     if !wanted.primary && local.primary {
@@ -187,125 +184,34 @@ pub fn upkeep(wanted: &Wanted, local: &Local, settings: &Settings) -> Steps {
     steps
 }
 
-/// What a host knows of whose log to follow (from its tree): the designated primary, and the
-/// history's newest writer (`handover::newest_writer` over the published replay positions).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Leads<'a> {
-    /// The resource's `primary` key.
-    pub designated: Option<&'a str>,
-    /// The designated host's `is-primary` is 1 here.
-    pub designated_logging: bool,
-    /// The logfile the designated host's published replay position lies in.
-    pub designated_at: Option<u32>,
-    /// The history's newest writer; `None`: no host has published a position.
-    pub newest: Option<&'a str>,
-    /// The logfile this host's replay position lies in.
-    pub own_at: Option<u32>,
-}
-
-/// Whose log this host's copy follows, while the data device is attached here, this host does
-/// not act as primary and fetch is switched on (`todo-HOST/fetch`); `None`: no fetch runs.
-///
-/// The designated host once it logs and is not behind this host (its position is in this
-/// host's logfile or a later one: a new primary numbers its log above the history it holds;
-/// a logging flag heard from a time it was primary before is not enough), or when it is the
-/// newest writer or nobody has a position yet. Otherwise the newest writer, to the end of its
-/// log: during a handover, the previous primary. A host that is the newest writer itself
-/// waits for the new primary to begin.
-pub fn follow<'a>(leads: &Leads<'a>, host: &str, local: &Local, fetch_on: bool) -> Option<&'a str> {
-    if !(local.attached && !local.primary && fetch_on) {
-        return None;
-    }
-    let other = |h: Option<&'a str>| h.filter(|h| *h != host);
-    if let Some(d) = other(leads.designated) {
-        let not_behind = match (leads.designated_at, leads.own_at) {
-            (Some(theirs), Some(mine)) => theirs >= mine,
-            _ => true,
-        };
-        if (leads.designated_logging && not_behind) || leads.newest.is_none_or(|n| n == d) {
-            return Some(d);
-        }
-    }
-    other(leads.newest)
+/// Whose log this host's copy follows: the designated primary's (`primary`, from the
+/// resource's `primary` key), while the data device is attached here, this host does not act as
+/// primary and is not the one designated, and fetch is switched on (`todo-HOST/fetch`). `None`:
+/// no fetch runs.
+pub fn follow<'a>(primary: Option<&'a str>, host: &str, local: &Local, fetch_on: bool) -> Option<&'a str> {
+    let other = primary.filter(|p| *p != host)?;
+    (local.attached && !local.primary && fetch_on).then_some(other)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `designated` logging or not at logfile `d_at`, `newest` the newest writer, this host at
-    /// logfile `own_at`.
-    fn leads<'a>(designated: Option<&'a str>, logging: bool, newest: Option<&'a str>, at: (u32, u32)) -> Leads<'a> {
-        Leads { designated, designated_logging: logging, designated_at: Some(at.0), newest, own_at: Some(at.1) }
-    }
-
     #[test]
     fn a_secondary_follows_the_designated_primary_while_attached() {
         let attached = Local { attached: true, ..Local::default() };
-        let plain = leads(Some("node1"), true, Some("node1"), (5, 5));
-        assert_eq!(follow(&plain, "node2", &attached, true), Some("node1"));
-        // A new member (no position anywhere yet) follows the designated primary.
-        assert_eq!(
-            follow(&Leads { designated: Some("node1"), ..Leads::default() }, "node2", &attached, true),
-            Some("node1")
-        );
+        assert_eq!(follow(Some("node1"), "node2", &attached, true), Some("node1"));
         // Fetch switched off, not attached, still primary here, or no primary: no fetch.
-        assert_eq!(follow(&plain, "node2", &attached, false), None);
-        assert_eq!(follow(&plain, "node2", &Local::default(), true), None);
-        assert_eq!(follow(&plain, "node2", &Local { primary: true, ..attached }, true), None);
-        assert_eq!(follow(&Leads::default(), "node2", &attached, true), None);
-        // This host is the one designated and the newest writer.
-        assert_eq!(follow(&leads(Some("node2"), false, Some("node2"), (5, 5)), "node2", &attached, true), None);
+        assert_eq!(follow(Some("node1"), "node2", &attached, false), None);
+        assert_eq!(follow(Some("node1"), "node2", &Local::default(), true), None);
+        assert_eq!(follow(Some("node1"), "node2", &Local { primary: true, ..attached }, true), None);
+        assert_eq!(follow(None, "node2", &attached, true), None);
+        // This host is the one designated: it becomes primary, it follows nobody.
+        assert_eq!(follow(Some("node2"), "node2", &attached, true), None);
     }
 
-    #[test]
-    fn during_a_handover_the_previous_primary_is_followed_to_its_end() {
-        let attached = Local { attached: true, ..Local::default() };
-        // node2 is designated and catches up with node1's log first.
-        assert_eq!(
-            follow(&leads(Some("node2"), false, Some("node1"), (5, 5)), "node2", &attached, true),
-            Some("node1")
-        );
-        // node3 follows node1 until node2 logs (in logfile 6), then node2.
-        assert_eq!(
-            follow(&leads(Some("node2"), false, Some("node1"), (5, 5)), "node3", &attached, true),
-            Some("node1")
-        );
-        assert_eq!(follow(&leads(Some("node2"), true, Some("node2"), (6, 5)), "node3", &attached, true), Some("node2"));
-        // No primary designated: the last one's log is followed to its end.
-        assert_eq!(
-            follow(&Leads { newest: Some("node1"), ..Leads::default() }, "node3", &attached, true),
-            Some("node1")
-        );
-        // The old primary waits for the new one to begin, then follows it.
-        assert_eq!(follow(&leads(Some("node2"), false, Some("node1"), (5, 5)), "node1", &attached, true), None);
-        assert_eq!(follow(&leads(Some("node2"), true, Some("node2"), (6, 5)), "node1", &attached, true), Some("node2"));
-    }
-
-    #[test]
-    fn a_designated_host_heard_logging_but_behind_is_not_followed() {
-        let attached = Local { attached: true, ..Local::default() };
-        // node2 was primary up to logfile 65 and is designated again; node1 wrote 66 and 67
-        // since. That node2 logs is old news: node3 follows node1 until node2 begins above 67.
-        let stale = leads(Some("node2"), true, Some("node1"), (65, 67));
-        assert_eq!(follow(&stale, "node3", &attached, true), Some("node1"));
-        // A forced primary begins in the logfile after the one it stood in: followed (and a
-        // fork, if any, shows there).
-        assert_eq!(
-            follow(&leads(Some("node2"), true, Some("node1"), (67, 67)), "node3", &attached, true),
-            Some("node2")
-        );
-    }
-
-    const MINE: Wanted = Wanted {
-        delete: false,
-        data_device: true,
-        attach: true,
-        primary: true,
-        ready: true,
-        log_rotate: 0,
-        log_delete: 0,
-    };
+    const MINE: Wanted =
+        Wanted { delete: false, data_device: true, attach: true, primary: true, log_rotate: 0, log_delete: 0 };
     const SETTINGS: Settings = Settings { rotate_at: 1 << 30 };
 
     fn steps(s: Steps) -> Vec<Step> {
@@ -334,13 +240,6 @@ mod tests {
         // listed, and the module refuses it while primary, which is reported.
         let secondary = Local { primary: false, ..primary };
         assert_eq!(steps(upkeep(&wanted, &secondary, &SETTINGS)), [Step::PublishReplayPosition, Step::Detach]);
-    }
-
-    #[test]
-    fn a_designated_primary_begins_only_when_the_switchover_rule_says_so() {
-        let attached = Local { attached: true, ..Local::default() };
-        assert!(transitions(&Wanted { ready: false, ..MINE }, &attached).is_empty());
-        assert_eq!(steps(transitions(&MINE, &attached)), [Step::BecomePrimary]);
     }
 
     #[test]
@@ -415,7 +314,7 @@ mod tests {
                 if is_primary && !attached {
                     continue; // not a state the module can be in
                 }
-                let wanted = Wanted { delete, data_device, attach, primary, ready: true, log_rotate: 2, log_delete: 2 };
+                let wanted = Wanted { delete, data_device, attach, primary, log_rotate: 2, log_delete: 2 };
                 let local = Local {
                     attached,
                     primary: is_primary,

@@ -105,10 +105,6 @@ pub enum Status {
     /// them durable, and replay spent applying them, since the fetch started; empty unless
     /// following a primary.
     FetchWork,
-    /// `switchover`: while this host is the designated primary but does not log yet, why
-    /// (`handover::Switchover` in words: the previous primary still logs, its log is being
-    /// caught up with, the device is not consistent); empty otherwise.
-    Switchover,
 }
 
 impl Status {
@@ -130,7 +126,6 @@ impl Status {
             Status::Consistency => "consistency",
             Status::Lag => "lag",
             Status::FetchWork => "fetch-work",
-            Status::Switchover => "switchover",
         }
     }
 
@@ -171,7 +166,6 @@ mod tests {
             Status::Consistency,
             Status::Lag,
             Status::FetchWork,
-            Status::Switchover,
         ] {
             let buf = s.key("r0", "node1").to_buf().expect("valid key");
             assert_eq!(Key::parse(buf.as_str()), Some(s.key("r0", "node1")), "{s:?}");

@@ -271,8 +271,7 @@ mod tests {
 
     #[test]
     fn replay_starts_at_the_primarys_position_or_its_oldest_logfile() {
-        let a = crate::names::HostName::new(b"a").unwrap();
-        let remote = [LogFile { seq: 4, origin: a, len: 100 }, LogFile { seq: 5, origin: a, len: 10 }];
+        let remote = [LogFile { seq: 4, len: 100 }, LogFile { seq: 5, len: 10 }];
         assert_eq!(sync_start(pos(4, 60), &remote), Some(pos(4, 60)));
         assert_eq!(sync_start(pos(2, 60), &remote), Some(pos(4, 0)));
         assert_eq!(sync_start(pos(6, 0), &remote), None);

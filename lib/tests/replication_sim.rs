@@ -123,7 +123,7 @@ impl Primary {
 
     /// What a log-list answers: every logfile with its servable length.
     fn list(&self) -> Vec<LogFile> {
-        self.logs.iter().map(|l| LogFile { seq: l.seq, origin: origin(), len: l.durable as u64 }).collect()
+        self.logs.iter().map(|l| LogFile { seq: l.seq, len: l.durable as u64 }).collect()
     }
 
     /// A log-fetch's reply: the bytes of `seq` from `offset`, at most `len`; `None` if gone.
@@ -133,11 +133,6 @@ impl Primary {
         let to = (from + len as usize).min(l.durable);
         Some(l.bytes[from..to].to_vec())
     }
-}
-
-/// The one primary's name: every logfile of this simulation is its.
-fn origin() -> mars_core::names::HostName {
-    mars_core::names::HostName::new(b"primary").expect("a host name")
 }
 
 fn block_of(write: u64) -> u64 {
@@ -175,7 +170,7 @@ struct Secondary {
 
 impl Secondary {
     fn local(&self) -> Vec<LogFile> {
-        self.copies.iter().map(|(&seq, c)| LogFile { seq, origin: origin(), len: c.bytes.len() as u64 }).collect()
+        self.copies.iter().map(|(&seq, c)| LogFile { seq, len: c.bytes.len() as u64 }).collect()
     }
 
     fn copied(&self) -> bool {
@@ -248,11 +243,7 @@ impl Secondary {
                         order.push_back(pipeline.issue((seq, offset, len), 0).expect("room"));
                         asked_to = Some(LogPosition { seq, offset: offset + u64::from(len) });
                     }
-                    // An empty copy of a logfile closed empty, with nothing in flight.
-                    Fetch::Empty { seq } if order.is_empty() => {
-                        self.copies.entry(seq).or_insert(Copy { bytes: Vec::new(), synced: 0 });
-                    }
-                    Fetch::Empty { .. } | Fetch::UpToDate => break,
+                    Fetch::UpToDate => break,
                     Fetch::NeedsSync { .. } => {
                         // Left behind: a fast sync brings it up (bricks/fetch.rs).
                         if self.copied() {
