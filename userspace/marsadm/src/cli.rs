@@ -259,10 +259,11 @@ pub fn run(cli: Cli) -> Result<()> {
             // thread opens the listeners on its next round), or says why they cannot yet.
             // Without it, the tree is ready for the module's first load.
             if module.is_some() {
-                wait_module(&cli, Duration::from_secs(cli.timeout), "to try listening for joining hosts", |s| {
-                    s.cluster == "member" && (s.listen.is_some() || s.listen_error.is_some())
-                })?;
-                if let Some(why) = ModuleStatus::read(&cli.proc_dir)?.listen_error {
+                let tried =
+                    wait_module(&cli, Duration::from_secs(cli.timeout), "to try listening for joining hosts", |s| {
+                        s.cluster == "member" && (s.listen.is_some() || s.listen_error.is_some())
+                    })?;
+                if let Some(why) = tried.listen_error {
                     eprintln!("marsadm: warning: other hosts cannot join yet, mars.ko does not listen: {why}");
                 }
             }
@@ -368,13 +369,14 @@ fn join(cli: &Cli, peer_arg: &str, ip: Option<&str>, secret_file: Option<&std::p
     Ok(joined)
 }
 
-/// Polls `/proc/mars/status` until `done` holds, at most `timeout`.
-fn wait_module(cli: &Cli, timeout: Duration, what: &str, done: impl Fn(&ModuleStatus) -> bool) -> Result<()> {
+/// Polls `/proc/mars/status` until `done` holds, at most `timeout`; returns the status that
+/// satisfied it.
+fn wait_module(cli: &Cli, timeout: Duration, what: &str, done: impl Fn(&ModuleStatus) -> bool) -> Result<ModuleStatus> {
     let start = std::time::Instant::now();
     loop {
         let status = ModuleStatus::read(&cli.proc_dir)?;
         if done(&status) {
-            return Ok(());
+            return Ok(status);
         }
         if start.elapsed() >= timeout {
             let errors: Vec<String> = status
